@@ -1,0 +1,186 @@
+"""Validation and encoding of call arguments; no I/O.
+
+One path for every operation: ``normalize_arguments`` checks the six documented
+arguments and turns them into plain JSON values; ``encode_form`` writes those as
+the ``application/x-www-form-urlencoded`` body create and update send, and the
+client-token cipher puts them into its JSON payload as they are.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from ._errors import ValidationError
+from ._models import GRANT_NAMES, Grant, Grants
+
+__all__ = [
+    "ARGUMENT_NAMES",
+    "GrantsInput",
+    "encode_form",
+    "normalize_arguments",
+    "path_segment",
+]
+
+#: The arguments create, update and generate accept, as the API documents them.
+ARGUMENT_NAMES = (
+    "volatile",
+    "hidden",
+    "expiration_date",
+    "usage_expiration_time",
+    "session_limit",
+    "grants",
+)
+_GRANT_FIELDS = ("resources", "session_owned", "all")
+
+#: What ``grants=`` accepts: the typed models, or the same shape as plain dicts.
+GrantsInput = Grants | Mapping[str, Grant | Mapping[str, Any]]
+
+
+def _type_name(value: object) -> str:
+    return type(value).__name__
+
+
+def _check_bool(name: str, value: object) -> bool:
+    if not isinstance(value, bool):
+        raise ValidationError(name, f"expected True or False, got {_type_name(value)}")
+    return value
+
+
+def _check_count(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValidationError(name, f"expected an int, got {_type_name(value)}")
+    if value < 0:
+        raise ValidationError(name, f"must not be negative, got {value}")
+    return value
+
+
+def _expiration_date(value: object) -> int:
+    if isinstance(value, datetime):
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValidationError(
+                "expiration_date",
+                "naive datetime is ambiguous; give an aware one (tzinfo set) or Unix seconds",
+            )
+        return _check_count("expiration_date", int(value.timestamp()))
+    return _check_count("expiration_date", value)
+
+
+def _usage_expiration_time(value: object) -> int:
+    if isinstance(value, timedelta):
+        return _check_count("usage_expiration_time", int(value.total_seconds()))
+    return _check_count("usage_expiration_time", value)
+
+
+def _grant(name: str, value: object) -> dict[str, Any]:
+    if isinstance(value, Grant):
+        value = value.to_json()
+    if not isinstance(value, Mapping):
+        raise ValidationError(name, f"expected a Grant or a dict, got {_type_name(value)}")
+    grant: dict[str, Any] = {}
+    for field, field_value in value.items():
+        where = f"{name}.{field}"
+        if field not in _GRANT_FIELDS:
+            raise ValidationError(
+                where, f"unknown grant field; expected one of {', '.join(_GRANT_FIELDS)}"
+            )
+        if field_value is None:
+            continue
+        if field == "resources":
+            grant[field] = _resources(where, field_value)
+        else:
+            grant[field] = _check_bool(where, field_value)
+    return grant
+
+
+def _resources(where: str, value: object) -> list[str]:
+    # A bare string is a sequence too: read as a list of characters, it would grant wrong videos.
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
+        raise ValidationError(where, f"expected a list of video tokens, got {_type_name(value)}")
+    for index, item in enumerate(value):
+        if not isinstance(item, str) or not item:
+            raise ValidationError(f"{where}[{index}]", "expected a non-empty string")
+    return list(value)
+
+
+def _grants(value: object) -> dict[str, Any]:
+    if isinstance(value, Grants):
+        value = value.to_json()
+    if isinstance(value, str):
+        raise ValidationError("grants", "expected a dict or Grants, not a JSON string")
+    if not isinstance(value, Mapping):
+        raise ValidationError("grants", f"expected a dict or Grants, got {_type_name(value)}")
+    grants: dict[str, Any] = {}
+    for name, grant in value.items():
+        if name not in GRANT_NAMES:
+            raise ValidationError(
+                f"grants.{name}", f"unknown grant; expected one of {', '.join(GRANT_NAMES)}"
+            )
+        if grant is not None:
+            grants[name] = _grant(f"grants.{name}", grant)
+    return grants
+
+
+_NORMALIZERS = {
+    "volatile": lambda value: _check_bool("volatile", value),
+    "hidden": lambda value: _check_bool("hidden", value),
+    "expiration_date": _expiration_date,
+    "usage_expiration_time": _usage_expiration_time,
+    "session_limit": lambda value: _check_count("session_limit", value),
+    "grants": _grants,
+}
+
+
+def normalize_arguments(arguments: Mapping[str, object]) -> dict[str, Any]:
+    """Check the arguments and return them as plain JSON values.
+
+    ``None`` means "not given" and is left out. Raises ``ValidationError`` naming the
+    first argument that is unknown or of the wrong type or range. The caller's
+    objects are never modified.
+    """
+    normalized: dict[str, Any] = {}
+    for name, value in arguments.items():
+        normalizer = _NORMALIZERS.get(name) if isinstance(name, str) else None
+        if normalizer is None:
+            raise ValidationError(
+                str(name), f"unknown argument; expected one of {', '.join(ARGUMENT_NAMES)}"
+            )
+        if value is not None:
+            normalized[name] = normalizer(value)
+    return normalized
+
+
+def _form_value(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    # grants: the PHP, Ruby, Java and C# SDKs all send the nested object as JSON text.
+    return json.dumps(value, separators=(",", ":"))
+
+
+def encode_form(normalized: Mapping[str, Any]) -> str:
+    """The form body for arguments already passed through ``normalize_arguments``."""
+    return urlencode([(name, _form_value(value)) for name, value in normalized.items()])
+
+
+def path_segment(argument: str, value: object) -> str:
+    """A token id or key, percent-encoded as one path segment.
+
+    Refuses ``""``, ``.``, ``..`` and control characters: httpx normalises dot
+    segments away after quoting, so quoting alone would not stop a traversal.
+    """
+    if not isinstance(value, str):
+        raise ValidationError(argument, f"expected a string, got {_type_name(value)}")
+    if value in ("", ".", ".."):
+        raise ValidationError(argument, f"{value!r} is not a token id")
+    for char in value:
+        code = ord(char)
+        if code < 0x20 or 0x7F <= code <= 0x9F:  # noqa: PLR2004 - the C0 and C1 control ranges
+            raise ValidationError(argument, f"contains the control character U+{code:04X}")
+        if 0xD800 <= code <= 0xDFFF:  # noqa: PLR2004 - has no UTF-8 form, so no URL form
+            raise ValidationError(argument, f"contains the lone surrogate U+{code:04X}")
+    return quote(value, safe="")

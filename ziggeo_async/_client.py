@@ -1,0 +1,175 @@
+"""``AsyncZiggeo``: configuration, the HTTP client's lifecycle, and the resources."""
+
+from __future__ import annotations
+
+import base64
+import sys
+from types import TracebackType
+from typing import Final
+
+import httpx
+
+from ._errors import ClientClosedError, ConfigurationError
+from ._pipeline import RequestPipeline
+from ._retry import RetryPolicy
+from ._tokens import ClientTokenCipher
+from ._version import __version__
+from .resources import AsyncAuthTokens, Auth
+
+__all__ = ["DEFAULT_HOST", "EU_WEST_1_HOST", "AsyncZiggeo", "host_for"]
+
+DEFAULT_HOST: Final = "https://srv-api.ziggeo.com"
+EU_WEST_1_HOST: Final = "https://srv-api-eu-west-1.ziggeo.com"
+DEFAULT_TIMEOUT: Final = httpx.Timeout(30.0, connect=10.0)
+DEFAULT_MAX_RETRIES: Final = 2
+# Batch jobs keep dozens of requests in flight; a keep-alive pool smaller than the
+# connection limit would close and reopen connections between requests.
+DEFAULT_LIMITS: Final = httpx.Limits(max_connections=100, max_keepalive_connections=100)
+_USER_AGENT: Final = (
+    f"ziggeo-async/{__version__} python/{sys.version_info.major}.{sys.version_info.minor}"
+)
+
+
+def host_for(app_token: str) -> str:
+    """The API host for an application: ``r1…`` tokens live in eu-west-1."""
+    return EU_WEST_1_HOST if app_token.startswith("r1") else DEFAULT_HOST
+
+
+def _check_credential(name: str, value: object, *, may_hold_colon: bool = True) -> str:
+    if not isinstance(value, str) or not value:
+        raise ConfigurationError(f"{name} must be a non-empty string")
+    if not may_hold_colon and ":" in value:
+        raise ConfigurationError(f"{name} must not contain ':' (it is the Basic auth user name)")
+    return value
+
+
+def _check_base_url(base_url: str) -> str:
+    try:
+        url = httpx.URL(base_url)
+    except (httpx.InvalidURL, TypeError) as error:
+        raise ConfigurationError(f"base_url is not a URL: {error}") from None
+    if url.scheme not in ("http", "https") or not url.host:
+        raise ConfigurationError("base_url must be an absolute http:// or https:// URL")
+    if url.userinfo:
+        raise ConfigurationError(
+            "base_url must not carry credentials; they go in the Authorization header only"
+        )
+    if url.query or url.fragment:
+        raise ConfigurationError("base_url must not have a query or fragment")
+    return str(url).rstrip("/")
+
+
+def _check_timeout(timeout: object) -> httpx.Timeout:
+    if isinstance(timeout, httpx.Timeout):
+        return timeout
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
+        raise ConfigurationError("timeout must be a positive number of seconds or an httpx.Timeout")
+    return httpx.Timeout(timeout)
+
+
+class AsyncZiggeo:
+    """The async client for Ziggeo's auth-token API.
+
+    ``app_token`` and ``private_key`` authenticate API calls; ``encryption_key`` is
+    needed only for ``auth.generate``/``auth.decode``. The host follows the app
+    token's region unless ``base_url`` is given. ``http_client`` lends an
+    ``httpx.AsyncClient`` that this client uses but never closes; otherwise one is
+    made on first use and closed by ``aclose()`` or ``async with``.
+    """
+
+    authtokens: AsyncAuthTokens
+    """The auth-token endpoints."""
+    auth: Auth
+    """Client auth tokens, made locally."""
+
+    def __init__(
+        self,
+        app_token: str,
+        private_key: str,
+        encryption_key: str | None = None,
+        *,
+        base_url: str | None = None,
+        timeout: float | httpx.Timeout = DEFAULT_TIMEOUT,
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        http_client: httpx.AsyncClient | None = None,
+    ) -> None:
+        _check_credential("app_token", app_token, may_hold_colon=False)
+        _check_credential("private_key", private_key)
+        if encryption_key is not None and not isinstance(encryption_key, str):
+            raise ConfigurationError("encryption_key must be a string or None")
+        if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
+            raise ConfigurationError("max_retries must be an int >= 0")
+        if http_client is not None and not isinstance(http_client, httpx.AsyncClient):
+            raise ConfigurationError("http_client must be an httpx.AsyncClient")
+        self._app_token = app_token
+        self._base_url = host_for(app_token) if base_url is None else _check_base_url(base_url)
+        self._timeout = _check_timeout(timeout)
+        self._lent_client = http_client
+        self._owned_client: httpx.AsyncClient | None = None
+        self._closed = False
+        credentials = base64.b64encode(f"{app_token}:{private_key}".encode()).decode("ascii")
+        self._pipeline = RequestPipeline(
+            base_url=self._base_url,
+            authorization=f"Basic {credentials}",
+            user_agent=_USER_AGENT,
+            timeout=self._timeout,
+            policy=RetryPolicy(max_retries=max_retries),
+            http_client=self._http_client,
+        )
+        self.authtokens = AsyncAuthTokens(self._pipeline)
+        self.auth = Auth(
+            None if encryption_key is None else ClientTokenCipher(app_token, encryption_key)
+        )
+
+    @property
+    def app_token(self) -> str:
+        """The application token (public)."""
+        return self._app_token
+
+    @property
+    def base_url(self) -> str:
+        """The API host every request goes to."""
+        return self._base_url
+
+    @property
+    def closed(self) -> bool:
+        """Whether ``aclose()`` has been called."""
+        return self._closed
+
+    def __repr__(self) -> str:
+        state = ", closed" if self._closed else ""
+        return f"AsyncZiggeo(app_token={self._app_token!r}, base_url={self._base_url!r}{state})"
+
+    def __reduce__(self) -> str:
+        raise TypeError("AsyncZiggeo holds credentials and an open HTTP client; it does not pickle")
+
+    def _http_client(self) -> httpx.AsyncClient:
+        if self._closed:
+            raise ClientClosedError("this AsyncZiggeo is closed; make a new client")
+        if self._lent_client is not None:
+            return self._lent_client
+        if self._owned_client is None:
+            self._owned_client = httpx.AsyncClient(
+                timeout=self._timeout, limits=DEFAULT_LIMITS, follow_redirects=False
+            )
+        return self._owned_client
+
+    async def aclose(self) -> None:
+        """Close the HTTP client this client made (a lent one stays open). Idempotent."""
+        self._closed = True
+        owned, self._owned_client = self._owned_client, None
+        if owned is not None:
+            await owned.aclose()
+
+    async def __aenter__(self) -> AsyncZiggeo:
+        if self._closed:
+            raise ClientClosedError("this AsyncZiggeo is closed; make a new client")
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.aclose()

@@ -1,0 +1,161 @@
+"""The retry policy: what happened + which attempt -> succeed, retry after a delay, or fail.
+
+No I/O and no sleeping: the request pipeline asks, then acts. One policy serves
+every operation, so the rules are in one table:
+
+==========================  ======  =====================
+what happened               create  get / update / delete
+==========================  ======  =====================
+2xx                         done    done
+connect failure, pool wait  retry   retry
+read/write timeout, drop    fail    retry
+408, 500, 502, 504          fail    retry
+429, 503                    retry   retry
+404 on delete, retried      --      done (an earlier attempt deleted it)
+anything else               fail    fail
+==========================  ======  =====================
+
+create is retried only when the request surely did not reach Ziggeo, or Ziggeo
+said it did not act (429, 503): a create that may have taken effect is never
+sent twice, since that would issue a duplicate token.
+
+Delays: ``Retry-After`` (seconds or an HTTP date) when given and at most
+``max_retry_after`` (beyond that the policy gives up rather than stall a caller);
+otherwise exponential backoff with full jitter, ``uniform(0, min(max_delay,
+base_delay * 2 ** (attempt - 1)))``.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+import secrets
+from collections.abc import Callable
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
+
+import attrs
+
+__all__ = ["Decision", "Failure", "Operation", "RetryPolicy", "Verdict", "parse_retry_after"]
+
+_system_random = secrets.SystemRandom()
+
+
+class Operation(enum.Enum):
+    """The four auth-token operations, as the policy needs to tell them apart."""
+
+    CREATE = "create"
+    GET = "get"
+    UPDATE = "update"
+    DELETE = "delete"
+
+    @property
+    def idempotent(self) -> bool:
+        """Whether sending it twice has the same effect as sending it once."""
+        return self is not Operation.CREATE
+
+
+class Failure(enum.Enum):
+    """A transport failure, by what it says about whether the request reached Ziggeo."""
+
+    #: Connect refused or timed out, or no pooled connection came free: nothing was sent.
+    NOT_SENT = "not sent"
+    #: Timed out or dropped after sending began: Ziggeo may have acted on it.
+    MAYBE_SENT = "maybe sent"
+    #: A failure that trying again cannot fix (unsupported scheme, invalid request).
+    PERMANENT = "permanent"
+
+
+class Verdict(enum.Enum):
+    SUCCEED = "succeed"
+    RETRY = "retry"
+    FAIL = "fail"
+
+
+@attrs.frozen
+class Decision:
+    verdict: Verdict
+    #: Seconds to wait before the next attempt; 0 unless the verdict is RETRY.
+    delay: float = 0.0
+
+
+_SUCCEED = Decision(Verdict.SUCCEED)
+_FAIL = Decision(Verdict.FAIL)
+_RETRY_ANY_OPERATION = frozenset({429, 503})
+_RETRY_IDEMPOTENT_ONLY = frozenset({408, 500, 502, 504})
+_NOT_FOUND = 404
+
+
+def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` value, or ``None`` if it is absent or unreadable.
+
+    Never raises. A date in the past gives 0.
+    """
+    if value is None:
+        return None
+    value = value.strip()
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        pass
+    else:
+        return seconds if math.isfinite(seconds) and seconds >= 0 else None
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if when.tzinfo is None:  # RFC 9110 dates are GMT; a zone-less one is read as such
+        when = when.replace(tzinfo=timezone.utc)
+    current = now or datetime.now(timezone.utc)
+    try:
+        return max(0.0, (when - current).total_seconds())
+    except OverflowError:
+        return None
+
+
+@attrs.frozen
+class RetryPolicy:
+    """Retry decisions and delays; see the module docstring for the table."""
+
+    max_retries: int = attrs.field(default=2, validator=attrs.validators.ge(0))
+    base_delay: float = 0.5
+    max_delay: float = 8.0
+    max_retry_after: float = 60.0
+    #: A number in [0, 1) for the jitter; injectable so tests can pin it.
+    jitter: Callable[[], float] = attrs.field(default=_system_random.random, repr=False)
+
+    def decide(
+        self,
+        operation: Operation,
+        *,
+        attempt: int,
+        status_code: int | None = None,
+        failure: Failure | None = None,
+        retry_after: str | None = None,
+        now: datetime | None = None,
+    ) -> Decision:
+        """Judge attempt number ``attempt`` (1-based) that ended in a status or a failure."""
+        if status_code is not None:
+            if 200 <= status_code < 300:  # noqa: PLR2004
+                return _SUCCEED
+            if operation is Operation.DELETE and status_code == _NOT_FOUND and attempt > 1:
+                return _SUCCEED
+        if attempt > self.max_retries or not self._retryable(operation, status_code, failure):
+            return _FAIL
+        wait = parse_retry_after(retry_after, now=now) if status_code is not None else None
+        if wait is None:
+            ceiling = min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
+            return Decision(Verdict.RETRY, self.jitter() * ceiling)
+        if wait > self.max_retry_after:
+            return _FAIL
+        return Decision(Verdict.RETRY, wait)
+
+    @staticmethod
+    def _retryable(operation: Operation, status_code: int | None, failure: Failure | None) -> bool:
+        if failure is Failure.NOT_SENT or status_code in _RETRY_ANY_OPERATION:
+            return True
+        if failure is Failure.MAYBE_SENT or status_code in _RETRY_IDEMPOTENT_ONLY:
+            return operation.idempotent
+        return False
