@@ -9,6 +9,7 @@ from typing import Final
 
 import httpx
 
+from ._connection import ClientConnection, HTTPConnection, open_connection
 from ._errors import ClientClosedError, ConfigurationError
 from ._pipeline import RequestPipeline
 from ._retry import RetryPolicy
@@ -104,8 +105,10 @@ class AsyncZiggeo:
         self._app_token = app_token
         self._base_url = host_for(app_token) if base_url is None else _check_base_url(base_url)
         self._timeout = _check_timeout(timeout)
-        self._lent_client = http_client
-        self._owned_client: httpx.AsyncClient | None = None
+        self._lent: HTTPConnection | None = (
+            None if http_client is None else ClientConnection(http_client, owned=False)
+        )
+        self._owned: HTTPConnection | None = None
         self._closed = False
         credentials = base64.b64encode(f"{app_token}:{private_key}".encode()).decode("ascii")
         self._pipeline = RequestPipeline(
@@ -114,7 +117,7 @@ class AsyncZiggeo:
             user_agent=_USER_AGENT,
             timeout=self._timeout,
             policy=RetryPolicy(max_retries=max_retries),
-            http_client=self._http_client,
+            connection=self._connection,
         )
         self.authtokens = AsyncAuthTokens(self._pipeline)
         self.auth = Auth(
@@ -143,21 +146,19 @@ class AsyncZiggeo:
     def __reduce__(self) -> str:
         raise TypeError("AsyncZiggeo holds credentials and an open HTTP client; it does not pickle")
 
-    def _http_client(self) -> httpx.AsyncClient:
+    def _connection(self) -> HTTPConnection:
         if self._closed:
             raise ClientClosedError("this AsyncZiggeo is closed; make a new client")
-        if self._lent_client is not None:
-            return self._lent_client
-        if self._owned_client is None:
-            self._owned_client = httpx.AsyncClient(
-                timeout=self._timeout, limits=DEFAULT_LIMITS, follow_redirects=False
-            )
-        return self._owned_client
+        if self._lent is not None:
+            return self._lent
+        if self._owned is None:
+            self._owned = open_connection(DEFAULT_LIMITS, self._timeout)
+        return self._owned
 
     async def aclose(self) -> None:
-        """Close the HTTP client this client made (a lent one stays open). Idempotent."""
+        """Close the connections this client made (a lent client stays open). Idempotent."""
         self._closed = True
-        owned, self._owned_client = self._owned_client, None
+        owned, self._owned = self._owned, None
         if owned is not None:
             await owned.aclose()
 

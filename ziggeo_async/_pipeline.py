@@ -6,7 +6,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import anyio
 import httpx
@@ -21,6 +21,9 @@ from ._errors import (
 )
 from ._models import AuthToken, ResponseShapeError
 from ._retry import Failure, Operation, RetryPolicy, Verdict
+
+if TYPE_CHECKING:
+    from ._connection import HTTPConnection
 
 __all__ = ["RequestPipeline", "classify_transport_error"]
 
@@ -64,7 +67,15 @@ def display_path(segment: str | None) -> str:
 class RequestPipeline:
     """Sends one operation with the client's credentials, timeout and retry policy."""
 
-    __slots__ = ("_base_url", "_form_headers", "_headers", "_http_client", "_policy", "_timeout")
+    __slots__ = (
+        "_base_url",
+        "_collection_url",
+        "_connection",
+        "_form_headers",
+        "_headers",
+        "_policy",
+        "_timeout",
+    )
 
     def __init__(
         self,
@@ -74,18 +85,18 @@ class RequestPipeline:
         user_agent: str,
         timeout: httpx.Timeout,
         policy: RetryPolicy,
-        http_client: Callable[[], httpx.AsyncClient],
+        connection: Callable[[], HTTPConnection],
     ) -> None:
         self._base_url = base_url.rstrip("/") + COLLECTION_PATH
-        self._headers = {
-            "Authorization": authorization,
-            "Accept": "application/json",
-            "User-Agent": user_agent,
-        }
-        self._form_headers = {**self._headers, "Content-Type": _FORM_CONTENT_TYPE}
+        # Parsed once: URL parsing and header normalisation are per-request costs in httpx.
+        self._collection_url = httpx.URL(self._base_url)
+        self._headers = httpx.Headers(
+            {"Authorization": authorization, "Accept": "application/json", "User-Agent": user_agent}
+        )
+        self._form_headers = httpx.Headers({**self._headers, "Content-Type": _FORM_CONTENT_TYPE})
         self._timeout = timeout
         self._policy = policy
-        self._http_client = http_client
+        self._connection = connection
 
     def __repr__(self) -> str:
         return f"<RequestPipeline {self._base_url!r}>"
@@ -115,9 +126,9 @@ class RequestPipeline:
             )
         method = _METHOD[operation]
         path = display_path(segment)
-        request = self._http_client().build_request(
+        request = self._connection().build_request(
             method,
-            self._base_url if segment is None else self._base_url + segment,
+            self._collection_url if segment is None else httpx.URL(self._base_url + segment),
             content=None if form is None else form.encode("ascii"),
             headers=self._headers if form is None else self._form_headers,
             timeout=self._timeout if timeout is None else httpx.Timeout(timeout),
@@ -127,9 +138,7 @@ class RequestPipeline:
             attempt += 1
             started = time.perf_counter()
             try:
-                response = await self._http_client().send(
-                    request, auth=None, follow_redirects=False
-                )
+                response = await self._connection().send(request)
             except httpx.TransportError as error:
                 failure = classify_transport_error(error)
                 _log_attempt(method, path, type(error).__name__, attempt, started)

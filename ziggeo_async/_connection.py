@@ -1,0 +1,196 @@
+"""How the request pipeline reaches the network: a lent ``httpx.AsyncClient``, or our own transport.
+
+A client the caller lends is used as they configured it: every request goes
+through ``AsyncClient.send`` (their auth, hooks, proxies, mounts). When the SDK
+owns the connection it keeps only an httpx transport, because ``send`` would
+spend about as much CPU per request on features the SDK does not use (cookies,
+auth flows, redirects, event hooks) as the transport spends moving the bytes
+(see benchmarks/README.md). Either way requests and responses are ``httpx`` objects
+and failures ``httpx`` exceptions, so the pipeline treats both alike.
+
+Under asyncio, with the ``fast`` extra installed (aiohttp) and no proxy in the
+environment, the owned transport is ``AiohttpTransport``; otherwise, and always
+under trio, it is httpx's own ``AsyncHTTPTransport``.
+"""
+
+from __future__ import annotations
+
+import urllib.request
+from typing import Any, Final, Protocol
+
+import httpx
+import sniffio
+
+__all__ = ["ClientConnection", "HTTPConnection", "OwnedTransport", "open_connection"]
+
+_TIMEOUT: Final = "timeout"
+
+
+class HTTPConnection(Protocol):
+    """What the pipeline needs: build a request, send it and read the whole response."""
+
+    def build_request(
+        self,
+        method: str,
+        url: httpx.URL,
+        *,
+        content: bytes | None,
+        headers: httpx.Headers,
+        timeout: httpx.Timeout,
+    ) -> httpx.Request: ...
+
+    async def send(self, request: httpx.Request) -> httpx.Response: ...
+
+    async def aclose(self) -> None: ...
+
+
+class ClientConnection:
+    """An ``httpx.AsyncClient``, used through ``send``; closed by us only if ``owned``."""
+
+    __slots__ = ("client", "owned")
+
+    def __init__(self, client: httpx.AsyncClient, *, owned: bool) -> None:
+        self.client = client
+        self.owned = owned
+
+    def build_request(
+        self,
+        method: str,
+        url: httpx.URL,
+        *,
+        content: bytes | None,
+        headers: httpx.Headers,
+        timeout: httpx.Timeout,
+    ) -> httpx.Request:
+        return self.client.build_request(
+            method, url, content=content, headers=headers, timeout=timeout
+        )
+
+    async def send(self, request: httpx.Request) -> httpx.Response:
+        return await self.client.send(request, auth=None, follow_redirects=False)
+
+    async def aclose(self) -> None:
+        if self.owned:
+            await self.client.aclose()
+
+
+class OwnedTransport:
+    """A transport the SDK made and closes; requests go to it directly."""
+
+    __slots__ = ("_default_timeout", "_default_timeout_dict", "transport")
+
+    def __init__(self, transport: httpx.AsyncBaseTransport, default_timeout: httpx.Timeout) -> None:
+        self.transport = transport
+        self._default_timeout = default_timeout
+        self._default_timeout_dict = default_timeout.as_dict()
+
+    def build_request(
+        self,
+        method: str,
+        url: httpx.URL,
+        *,
+        content: bytes | None,
+        headers: httpx.Headers,
+        timeout: httpx.Timeout,
+    ) -> httpx.Request:
+        timeouts: dict[str, Any] = (
+            self._default_timeout_dict if timeout is self._default_timeout else timeout.as_dict()
+        )
+        # Request(stream=...) skips httpx's header fill-in, which rescans the headers
+        # several times per request; Host and Content-Length are set here instead.
+        raw = [(b"Host", url.netloc), *headers.raw]
+        if content is not None or method == "POST":
+            raw.append((b"Content-Length", b"%d" % len(content or b"")))
+        request = httpx.Request(
+            method,
+            url,
+            headers=httpx.Headers(raw, encoding="ascii"),
+            stream=httpx.ByteStream(content or b""),
+            extensions={_TIMEOUT: timeouts},
+        )
+        request.read()
+        return request
+
+    async def send(self, request: httpx.Request) -> httpx.Response:
+        response = await self.transport.handle_async_request(request)
+        response.request = request
+        try:
+            await response.aread()
+        except BaseException:
+            await response.aclose()
+            raise
+        return response
+
+    async def aclose(self) -> None:
+        await self.transport.aclose()
+
+
+class ShardedTransport(httpx.AsyncBaseTransport):
+    """httpx's own transport, as several small connection pools instead of one large one.
+
+    httpcore 1.0's pool re-examines every connection (a ``poll`` system call each)
+    for every request it queues or finishes, so its CPU per request grows with the
+    pool's size: at 64 requests in flight one 100-connection pool spends several
+    milliseconds of CPU per request. Pools of ``SHARD_SIZE`` connections keep that
+    work small; each request goes to the pool with the fewest requests in flight.
+    Every pool is a stock ``httpx.AsyncHTTPTransport``, so errors, timeouts and
+    TLS behave exactly as httpx's.
+    """
+
+    SHARD_SIZE: Final = 8
+
+    def __init__(self, limits: httpx.Limits) -> None:
+        total = limits.max_connections or 100
+        keepalive = limits.max_keepalive_connections or total
+        count = max(1, -(-total // self.SHARD_SIZE))
+        shard_limits = httpx.Limits(
+            max_connections=-(-total // count),
+            max_keepalive_connections=-(-keepalive // count),
+            keepalive_expiry=limits.keepalive_expiry,
+        )
+        # One trust store for all pools: loading the CA bundle costs tens of milliseconds.
+        verify = httpx.create_ssl_context(verify=True, trust_env=True)
+        self._shards = [
+            httpx.AsyncHTTPTransport(limits=shard_limits, verify=verify) for _ in range(count)
+        ]
+        self._in_flight = [0] * count
+
+    def __repr__(self) -> str:
+        return f"<ShardedTransport shards={len(self._shards)}>"
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        in_flight = self._in_flight
+        index = in_flight.index(min(in_flight))
+        in_flight[index] += 1
+        try:
+            return await self._shards[index].handle_async_request(request)
+        finally:
+            in_flight[index] -= 1
+
+    async def aclose(self) -> None:
+        for shard in self._shards:
+            await shard.aclose()
+
+
+def _running_asyncio() -> bool:
+    try:
+        return sniffio.current_async_library() == "asyncio"
+    except sniffio.AsyncLibraryNotFoundError:
+        return False
+
+
+def open_connection(limits: httpx.Limits, timeout: httpx.Timeout) -> HTTPConnection:
+    """A connection the SDK owns, chosen for the running event loop and environment."""
+    if urllib.request.getproxies():
+        # Proxy settings from the environment are applied by AsyncClient, not by transports.
+        return ClientConnection(
+            httpx.AsyncClient(timeout=timeout, limits=limits, follow_redirects=False), owned=True
+        )
+    if _running_asyncio():
+        try:
+            from ._transports import AiohttpTransport  # noqa: PLC0415 - the optional extra
+        except ImportError:
+            pass
+        else:
+            return OwnedTransport(AiohttpTransport(limits=limits), timeout)
+    return OwnedTransport(ShardedTransport(limits), timeout)
