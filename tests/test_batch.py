@@ -8,6 +8,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 import anyio
+import anyio.lowlevel
 import httpx
 import pytest
 
@@ -163,7 +164,7 @@ async def test_input_is_pulled_lazily_and_breaking_early_stops_pulling() -> None
 async def test_async_iterable_input() -> None:
     async def items() -> AsyncIterator[dict[str, int]]:
         for number in range(1, 51):
-            await anyio.sleep(0)
+            await anyio.lowlevel.checkpoint()
             yield {"session_limit": number}
 
     server = StandIn()
