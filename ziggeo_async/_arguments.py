@@ -72,6 +72,8 @@ def _check_bool(name: str, value: object) -> bool:
 
 
 def _check_count(name: str, value: object) -> int:
+    if type(value) is int and value >= 0:  # the common case, answered before the checks below
+        return value
     if isinstance(value, bool) or not isinstance(value, int):
         raise ValidationError(name, f"expected an int, got {_type_name(value)}")
     if value < 0:
@@ -91,33 +93,38 @@ def _expiration_date(value: object) -> int:
 
 
 def _usage_expiration_time(value: object) -> int:
-    if isinstance(value, timedelta):
+    if type(value) is not int and isinstance(value, timedelta):
         return _check_count("usage_expiration_time", int(value.total_seconds()))
     return _check_count("usage_expiration_time", value)
 
 
 def _grant(name: str, value: object) -> dict[str, Any]:
-    if isinstance(value, Grant):
-        value = value.to_json()
-    if not isinstance(value, Mapping):
-        raise ValidationError(name, f"expected a Grant or a dict, got {_type_name(value)}")
+    if type(value) is not dict:  # exact dicts, the common case, skip the slower ABC checks
+        if isinstance(value, Grant):
+            value = value.to_json()
+        if not isinstance(value, Mapping):
+            raise ValidationError(name, f"expected a Grant or a dict, got {_type_name(value)}")
     grant: dict[str, Any] = {}
     for field, field_value in value.items():
-        where = f"{name}.{field}"
         if field not in _GRANT_FIELDS:
             raise ValidationError(
-                where, f"unknown grant field; expected one of {', '.join(_GRANT_FIELDS)}"
+                f"{name}.{field}",
+                f"unknown grant field; expected one of {', '.join(_GRANT_FIELDS)}",
             )
         if field_value is None:
             continue
         if field == "resources":
-            grant[field] = _resources(where, field_value)
+            grant[field] = _resources(f"{name}.{field}", field_value)
+        elif field_value is True or field_value is False:
+            grant[field] = field_value
         else:
-            grant[field] = _check_bool(where, field_value)
+            grant[field] = _check_bool(f"{name}.{field}", field_value)
     return grant
 
 
 def _resources(where: str, value: object) -> list[str]:
+    if type(value) is list and all(type(item) is str and item for item in value):
+        return value.copy()  # the common case; anything else gets the full checks below
     # A bare string is a sequence too: read as a list of characters, it would grant wrong videos.
     if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
         raise ValidationError(where, f"expected a list of video tokens, got {_type_name(value)}")
@@ -128,12 +135,13 @@ def _resources(where: str, value: object) -> list[str]:
 
 
 def _grants(value: object) -> dict[str, Any]:
-    if isinstance(value, Grants):
-        value = value.to_json()
-    if isinstance(value, str):
-        raise ValidationError("grants", "expected a dict or Grants, not a JSON string")
-    if not isinstance(value, Mapping):
-        raise ValidationError("grants", f"expected a dict or Grants, got {_type_name(value)}")
+    if type(value) is not dict:  # exact dicts, the common case, skip the slower ABC checks
+        if isinstance(value, Grants):
+            value = value.to_json()
+        if isinstance(value, str):
+            raise ValidationError("grants", "expected a dict or Grants, not a JSON string")
+        if not isinstance(value, Mapping):
+            raise ValidationError("grants", f"expected a dict or Grants, got {_type_name(value)}")
     grants: dict[str, Any] = {}
     for name, grant in value.items():
         if name not in GRANT_NAMES:
