@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from .._arguments import TokenArguments, normalize_arguments
-from .._errors import ConfigurationError
+from .._errors import ConfigurationError, ValidationError
 from .._tokens import ClientTokenCipher
 
 if TYPE_CHECKING:
@@ -45,6 +47,42 @@ class Auth:
         cipher = self._require_cipher()
         return cipher.generate(normalize_arguments(arguments))
 
+    def generate_many(
+        self,
+        count_or_items: int | Iterable[Mapping[str, Any]],
+        /,
+        **arguments: Unpack[TokenArguments],
+    ) -> list[str]:
+        """Many client auth tokens at once, each with its own IV and nonce.
+
+        ``generate_many(100, grants=...)`` makes 100 tokens with the same arguments;
+        ``generate_many([{...}, {...}])`` one token per mapping of ``generate``'s
+        arguments. Everything is checked before any token is made (a bad item raises
+        ``ValidationError`` naming ``items[i].argument``). Faster than a loop of
+        ``generate``: the arguments' JSON is built once per distinct item and the
+        randomness comes from one system call.
+        """
+        cipher = self._require_cipher()
+        if isinstance(count_or_items, int) and not isinstance(count_or_items, bool):
+            if count_or_items < 0:
+                raise ValidationError("count", f"must not be negative, got {count_or_items}")
+            head = cipher.payload_head(normalize_arguments(arguments))
+            return cipher.generate_many(itertools.repeat(head, count_or_items), count_or_items)
+        if arguments:
+            raise ValidationError(
+                next(iter(arguments)), "keyword arguments go with a count, not with items"
+            )
+        if isinstance(count_or_items, (str, bytes, Mapping)) or not isinstance(
+            count_or_items, Iterable
+        ):
+            raise ValidationError(
+                "count_or_items",
+                f"expected a count or an iterable of argument mappings, "
+                f"got {type(count_or_items).__name__}",
+            )
+        heads = [_item_head(cipher, index, item) for index, item in enumerate(count_or_items)]
+        return cipher.generate_many(heads, len(heads))
+
     def decode(self, token: str) -> dict[str, Any]:
         """The JSON payload of a client auth token made with this client's key.
 
@@ -52,3 +90,14 @@ class Auth:
         malformed or was made with another key.
         """
         return self._require_cipher().decode(token)
+
+
+def _item_head(cipher: ClientTokenCipher, index: int, item: object) -> bytes:
+    if not isinstance(item, Mapping):
+        raise ValidationError(
+            f"items[{index}]", f"expected a mapping of arguments, got {type(item).__name__}"
+        )
+    try:
+        return cipher.payload_head(normalize_arguments(item))
+    except ValidationError as error:
+        raise ValidationError(f"items[{index}].{error.argument}", error.reason) from None
