@@ -90,10 +90,13 @@ class RequestPipeline:
         self._base_url = base_url.rstrip("/") + COLLECTION_PATH
         # Parsed once: URL parsing and header normalisation are per-request costs in httpx.
         self._collection_url = httpx.URL(self._base_url)
-        self._headers = httpx.Headers(
-            {"Authorization": authorization, "Accept": "application/json", "User-Agent": user_agent}
-        )
-        self._form_headers = httpx.Headers({**self._headers, "Content-Type": _FORM_CONTENT_TYPE})
+        headers = {
+            "Authorization": authorization,
+            "Accept": "application/json",
+            "User-Agent": user_agent,
+        }
+        self._headers = httpx.Headers(headers)
+        self._form_headers = httpx.Headers({**headers, "Content-Type": _FORM_CONTENT_TYPE})
         self._timeout = timeout
         self._policy = policy
         self._connection = connection
