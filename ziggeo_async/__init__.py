@@ -1,5 +1,6 @@
 """ziggeo-async: an async-first, typed SDK for Ziggeo auth tokens."""
 
+from ._batch import BatchResult, BatchRun
 from ._client import AsyncZiggeo
 from ._errors import (
     APIConnectionError,
@@ -34,6 +35,8 @@ __all__ = [
     "AuthToken",
     "AuthenticationError",
     "BadRequestError",
+    "BatchResult",
+    "BatchRun",
     "ClientClosedError",
     "ConfigurationError",
     "ConflictError",
