@@ -16,10 +16,11 @@ unless ``--retry-unknown`` is given.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Literal, TextIO
 
+from .._batch import BatchRun
 from .._errors import APIConnectionError, APIStatusError, ZiggeoError
 from .._models import AuthToken
 from ._progress import Progress
@@ -210,7 +211,7 @@ class BatchJob:
         self._report(number, str(error))
         self._write({"line": number, "event": _RESULT, "ok": False, "error": _error_json(error)})
 
-    async def run(self, results_for: Any) -> int:
+    async def run(self, results_for: Callable[[Iterator[Any]], BatchRun[Any, Any]]) -> int:
         """Send the pending lines through ``results_for(items)`` (a ``*_many`` call)."""
         progress = Progress(
             self._pending_count(),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from typing import Any
 
 import httpx
@@ -11,6 +12,7 @@ import httpx
 from .._client import AsyncZiggeo
 from .._errors import NotFoundError
 from ..testing import FakeZiggeo
+from ._progress import Progress
 
 __all__ = ["run_demo"]
 
@@ -21,7 +23,31 @@ def _step(name: str, detail: object) -> None:
     sys.stdout.flush()
 
 
-async def run_demo() -> int:
+async def _batch_round(ziggeo: AsyncZiggeo, *, show_progress: bool, batch_size: int) -> list[str]:
+    """create_many a batch with a progress bar; returns the new token ids."""
+    progress = Progress(batch_size, sys.stderr, enabled=show_progress, label="create_many ")
+    items = ({"session_limit": number, "volatile": True} for number in range(batch_size))
+    created: list[str] = []
+    failed = 0
+    started = time.perf_counter()
+    async with ziggeo.authtokens.create_many(items, concurrency=32) as results:
+        async for result in results:
+            if result.value is not None:
+                created.append(result.value.token)
+            else:
+                failed += 1
+            progress.advance()
+    progress.finish()
+    elapsed = time.perf_counter() - started
+    _step(
+        "batch",
+        f"create_many made {len(created):,} tokens ({failed} failed) in {elapsed:.2f} s, "
+        f"{len(created) / elapsed:,.0f}/s, 32 in flight",
+    )
+    return created
+
+
+async def run_demo(*, show_progress: bool, batch_size: int) -> int:
     """create, get, update, generate, decode, a batch, delete; each step printed."""
     fake = FakeZiggeo()
     sys.stdout.write("A round on an embedded FakeZiggeo (in memory; no network, no credentials).\n")
@@ -49,12 +75,19 @@ async def run_demo() -> int:
         payload: dict[str, Any] = ziggeo.auth.decode(client_token)
         _step("decode", payload)
 
+        batch = await _batch_round(ziggeo, show_progress=show_progress, batch_size=batch_size)
+        failed_deletes = 0
+        async with ziggeo.authtokens.delete_many(batch) as results:
+            async for result in results:
+                failed_deletes += not result.ok
+        _step("batch", f"delete_many removed {len(batch) - failed_deletes:,} tokens")
+
         await ziggeo.authtokens.delete(created.token)
         try:
             await ziggeo.authtokens.get(created.token)
         except NotFoundError as error:
             _step("delete", f"gone: get now answers {error.status_code} {error.body!r}")
     sys.stdout.write(
-        f"The fake saw {len(fake.requests)} requests; {len(fake.tokens)} tokens left.\n"
+        f"The fake saw {len(fake.requests):,} requests; {len(fake.tokens)} tokens left.\n"
     )
-    return 0
+    return 0 if not failed_deletes and len(batch) == batch_size and not fake.tokens else 1

@@ -13,12 +13,13 @@ import logging
 import os
 import sys
 import traceback
-from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final, NoReturn
 
 import httpx
 
+from .._batch import BatchRun
 from .._client import AsyncZiggeo
 from .._errors import ConfigurationError, ValidationError, ZiggeoError
 from .._version import __version__
@@ -208,25 +209,23 @@ async def _batch(args: argparse.Namespace) -> int:
         show_progress=not args.quiet and sys.stderr.isatty(),
     )
     async with open_client() as client:
-        many = (
-            client.authtokens.create_many
-            if args.kind == "create"
-            else client.authtokens.delete_many
-        )
-        code = await job.run(
-            lambda items: many(
-                items, concurrency=args.concurrency, max_per_second=args.max_per_second
-            )
-        )
+
+        def results_for(items: Iterator[Any]) -> BatchRun[Any, Any]:
+            pacing = {"concurrency": args.concurrency, "max_per_second": args.max_per_second}
+            if args.kind == "create":
+                return client.authtokens.create_many(items, **pacing)
+            return client.authtokens.delete_many(items, **pacing)
+
+        code = await job.run(results_for)
     if not args.quiet:
         _say(job.summary())
     return code
 
 
-async def _demo(_args: argparse.Namespace) -> int:
+async def _demo(args: argparse.Namespace) -> int:
     from ._demo import run_demo  # noqa: PLC0415 - only the demo needs it
 
-    return await run_demo()
+    return await run_demo(show_progress=sys.stderr.isatty(), batch_size=args.batch_size)
 
 
 async def _fake_serve(args: argparse.Namespace) -> int:
