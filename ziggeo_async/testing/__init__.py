@@ -9,6 +9,6 @@
 """
 
 from ._fake import FakeResponse, FakeZiggeo, RecordedRequest
-from ._server import serve_http
+from ._server import LoopbackServer, serve_http
 
-__all__ = ["FakeResponse", "FakeZiggeo", "RecordedRequest", "serve_http"]
+__all__ = ["FakeResponse", "FakeZiggeo", "LoopbackServer", "RecordedRequest", "serve_http"]

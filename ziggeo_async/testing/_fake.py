@@ -267,12 +267,13 @@ class FakeZiggeo:
         *,
         status: int = 503,
         retry_after: float | str | None = None,
-        body: str = "Service unavailable (injected by FakeZiggeo)",
+        body: str | None = None,
     ) -> None:
         """Answer the next ``count`` requests with ``status`` (and ``Retry-After``), untouched."""
         if not 400 <= status <= 599:  # noqa: PLR2004 - the error statuses
             raise ValueError("status must be an error status (400-599)")
-        fault = _Fail(status, None if retry_after is None else str(retry_after), body)
+        text = f"{status} injected by FakeZiggeo" if body is None else body
+        fault = _Fail(status, None if retry_after is None else str(retry_after), text)
         self._plan(count, fault)
 
     def drop_next(self, count: int = 1, *, when: Literal["before", "after"] = "before") -> None:
