@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -38,3 +40,13 @@ def served_fake() -> Iterator[tuple[FakeZiggeo, str]]:
         loop.call_soon_threadsafe(loop.stop)
         thread.join(10)
         loop.close()
+
+
+@pytest.fixture
+def subprocess_env() -> dict[str, str]:
+    """The environment for `python -m ziggeo_async` children: no ZIGGEO_* credentials, and
+    this checkout first on the path, whatever directory pytest was started from."""
+    root = str(Path(__file__).resolve().parent.parent)
+    env = {key: value for key, value in os.environ.items() if not key.startswith("ZIGGEO_")}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
+    return env

@@ -301,8 +301,9 @@ def test_python_dash_m_entry_point(
 # -- as a subprocess -----------------------------------------------------------------
 
 
-def cli(*argv: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    base = {key: value for key, value in os.environ.items() if not key.startswith("ZIGGEO_")}
+def cli(
+    base: dict[str, str], *argv: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(
         [sys.executable, "-m", "ziggeo_async", *argv],
         env={**base, **(env or {})},
@@ -316,7 +317,9 @@ def cli(*argv: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
     return result
 
 
-def test_subprocess_each_command(served_fake: tuple[FakeZiggeo, str]) -> None:
+def test_subprocess_each_command(
+    served_fake: tuple[FakeZiggeo, str], subprocess_env: dict[str, str]
+) -> None:
     fake, url = served_fake
     env = {
         "ZIGGEO_APP_TOKEN": fake.app_token,
@@ -324,48 +327,51 @@ def test_subprocess_each_command(served_fake: tuple[FakeZiggeo, str]) -> None:
         "ZIGGEO_ENCRYPTION_KEY": fake.encryption_key,
         "ZIGGEO_BASE_URL": url,
     }
-    created = cli("authtokens", "create", "--session-limit", "3", "--hidden", env=env)
+    created = cli(
+        subprocess_env, "authtokens", "create", "--session-limit", "3", "--hidden", env=env
+    )
     assert (created.returncode, created.stderr) == (0, "")
     token = json.loads(created.stdout)["token"]
     assert fake.tokens[token]["hidden"] is True
-    got = cli("authtokens", "get", token, env=env)
+    got = cli(subprocess_env, "authtokens", "get", token, env=env)
     assert json.loads(got.stdout)["session_limit"] == 3
-    updated = cli("authtokens", "update", token, "--session-limit", "4", env=env)
+    updated = cli(subprocess_env, "authtokens", "update", token, "--session-limit", "4", env=env)
     assert json.loads(updated.stdout)["session_limit"] == 4
-    generated = cli("auth", "generate", "--session-limit", "1", env=env)
+    generated = cli(subprocess_env, "auth", "generate", "--session-limit", "1", env=env)
     client_token = json.loads(generated.stdout)["token"]
     assert fake.verify_client_token(client_token)["session_limit"] == 1
-    decoded = cli("auth", "decode", client_token, env=env)
+    decoded = cli(subprocess_env, "auth", "decode", client_token, env=env)
     assert json.loads(decoded.stdout)["application_token"] == fake.app_token
-    deleted = cli("authtokens", "delete", token, env=env)
+    deleted = cli(subprocess_env, "authtokens", "delete", token, env=env)
     assert json.loads(deleted.stdout) == {"deleted": token}
-    missing = cli("authtokens", "delete", token, env=env)
+    missing = cli(subprocess_env, "authtokens", "delete", token, env=env)
     assert missing.returncode == 1
     assert one_error_line(missing.stderr).startswith("ziggeo-async: error: DELETE")
     assert fake.tokens == {}
 
 
-def test_subprocess_bad_input_is_one_line_and_exit_2() -> None:
-    result = cli("authtokens", "create", "--session-limit", "lots")
+def test_subprocess_bad_input_is_one_line_and_exit_2(subprocess_env: dict[str, str]) -> None:
+    result = cli(subprocess_env, "authtokens", "create", "--session-limit", "lots")
     assert result.returncode == 2
     assert result.stdout == ""
     assert result.stderr.count("\n") == 1
     assert "--session-limit" in result.stderr
 
 
-def test_subprocess_demo() -> None:
-    result = cli("demo", "--batch-size", "30")
+def test_subprocess_demo(subprocess_env: dict[str, str]) -> None:
+    result = cli(subprocess_env, "demo", "--batch-size", "30")
     assert result.returncode == 0, result.stderr
     assert "create_many made 30 tokens" in result.stdout
     assert result.stderr == ""  # no terminal, so no progress bar
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
-def test_fake_serve_serves_and_stops_cleanly(signum: signal.Signals) -> None:
-    base = {key: value for key, value in os.environ.items() if not key.startswith("ZIGGEO_")}
+def test_fake_serve_serves_and_stops_cleanly(
+    signum: signal.Signals, subprocess_env: dict[str, str]
+) -> None:
     with subprocess.Popen(
         [sys.executable, "-m", "ziggeo_async", "fake", "serve", "--port", "0"],
-        env=base,
+        env=subprocess_env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import collections
 import io
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -278,11 +277,13 @@ def test_progress_line_rate_and_eta() -> None:
 # -- killed with SIGKILL part-way, then resumed, against `fake serve` ------------------
 
 
-def test_killed_batch_resumes_with_nothing_lost_and_nothing_twice(tmp_path: Path) -> None:
+def test_killed_batch_resumes_with_nothing_lost_and_nothing_twice(
+    tmp_path: Path, subprocess_env: dict[str, str]
+) -> None:
     lines = 240
     source = write_lines(tmp_path / "in.jsonl", *creates(lines))
     out = tmp_path / "out.jsonl"
-    base = {key: value for key, value in os.environ.items() if not key.startswith("ZIGGEO_")}
+    base = subprocess_env
     fake = FakeZiggeo()
     with subprocess.Popen(
         [sys.executable, "-m", "ziggeo_async", "fake", "serve", "--inspect", "--latency", "0.04"],
