@@ -124,6 +124,7 @@ def test_debug_shows_the_traceback(served: FakeZiggeo, capsys: pytest.CaptureFix
     assert code == 1
     assert "Traceback" in err
     assert "NotFoundError" in err
+    assert "ziggeo-async: DELETE /v1/authtokens/…oken -> 404 (attempt 1, " in err
 
 
 def test_embedded_fake_is_announced(capsys: pytest.CaptureFixture[str]) -> None:

@@ -279,6 +279,20 @@ def test_inspection_routes_only_when_enabled() -> None:
     assert json.loads(call(fake, "GET", "/_fake/requests", authorization=auth)[1]) == []
 
 
+async def test_inspection_skips_faults_latency_and_records() -> None:
+    fake = FakeZiggeo(inspect=True)
+    fake.fail_next(status=500)
+    fake.latency = 30
+    transport = httpx.ASGITransport(app=fake.asgi_app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://fake") as client:
+        with anyio.fail_after(10):
+            answer = await client.get("/_fake/requests", headers={"authorization": basic()})
+    assert (answer.status_code, answer.json()) == (200, [])
+    fake.latency = 0
+    assert fake.handle("GET", "/x", [("authorization", basic())], b"").status == 404
+    assert fake.requests == ()
+
+
 def test_constructor_refuses_bad_credentials() -> None:
     with pytest.raises(ValueError, match="app_token"):
         FakeZiggeo("a:b")
@@ -493,6 +507,10 @@ async def test_asgi_app_faults(fake: FakeZiggeo, asgi_ziggeo: AsyncZiggeo) -> No
     with pytest.raises(ConflictError) as caught:
         await asgi_ziggeo.authtokens.create(session_limit=1)
     assert caught.value.body == "409 injected by FakeZiggeo"
+    fake.latency = 0.2
+    with anyio.move_on_after(0.05) as scope:
+        await asgi_ziggeo.authtokens.create(session_limit=1)
+    assert scope.cancelled_caught
     assert [r.took_effect for r in fake.requests] == [True, False, False]
 
 

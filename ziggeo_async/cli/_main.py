@@ -376,9 +376,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exit_request:  # --help, --version, or a usage error already printed
         return exit_request.code if isinstance(exit_request.code, int) else EXIT_USAGE
-    if args.debug:
-        logging.basicConfig(level=logging.DEBUG, format="%(name)s: %(message)s")
     handler: Handler = args.handler
+    request_log = logging.getLogger("ziggeo_async")
+    log_handler = logging.StreamHandler(sys.stderr)
+    log_handler.setFormatter(logging.Formatter(f"{PROG}: %(message)s"))
+    if args.debug:
+        # Only the SDK's own logger: it writes method, cut path and status, never headers.
+        request_log.addHandler(log_handler)
+        request_log.setLevel(logging.DEBUG)
     try:
         return asyncio.run(handler(args))
     except KeyboardInterrupt:
@@ -390,6 +395,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(args, error, EXIT_FAILED)
     except Exception as error:  # noqa: BLE001 - a bug still ends in one line without --debug
         return _fail(args, error, EXIT_FAILED, prefix=f"unexpected {type(error).__name__}: ")
+    finally:
+        request_log.removeHandler(log_handler)
 
 
 def _fail(args: argparse.Namespace, error: BaseException, code: int, prefix: str = "") -> int:

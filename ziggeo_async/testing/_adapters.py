@@ -44,8 +44,9 @@ class FakeASGIApp:
     """``FakeZiggeo`` as an ASGI 3 application (HTTP and lifespan scopes).
 
     A planned drop raises the httpx error out of the app: ``httpx.ASGITransport``
-    hands it to the client as a real drop would look, and an ASGI server ends the
-    exchange without the response.
+    hands it to the client as a real drop would look, and the loopback server of
+    ``ziggeo-async fake serve`` closes the socket without a response (other ASGI
+    servers treat it as any app error, often with a 500).
     """
 
     def __init__(self, fake: FakeZiggeo) -> None:

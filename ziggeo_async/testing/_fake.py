@@ -320,9 +320,12 @@ class FakeZiggeo:
         Raises ``httpx.ConnectError`` / ``httpx.RemoteProtocolError`` for a planned drop.
         """
         headers = tuple(headers)
+        path = target.partition("?")[0]
+        if self._inspect and path in (INSPECT_TOKENS, INSPECT_REQUESTS):
+            # Looking at the fake must not change what it does: no latency, fault or record.
+            return self.handle(method, target, headers, body)
         if self._latency:
             await anyio.sleep(self._latency)
-        path = target.partition("?")[0]
         with self._lock:
             fault = self._faults.popleft() if self._faults else None
         if isinstance(fault, _Fail):
