@@ -236,13 +236,15 @@ def test_progress_on_a_terminal_and_quiet(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
-    source = write_lines(tmp_path / "in.jsonl", *creates(10))
-    assert batch("create", source, tmp_path / "a.jsonl") == 0
+    source = write_lines(tmp_path / "in.jsonl", *creates(10), "oops")
+    assert batch("create", source, tmp_path / "a.jsonl") == 1
     err = capsys.readouterr().err
-    assert "\rcreate [##############################] 10/10 100%" in err
+    assert "\rcreate [##############################] 11/11 100%" in err
     assert "ETA 0:00:00\n" in err
-    assert batch("create", source, tmp_path / "b.jsonl", "--quiet") == 0
-    assert capsys.readouterr().err == ""
+    assert "\r\x1b[Kziggeo-async: line 11: not valid JSON; skipped\n" in err
+    assert batch("create", source, tmp_path / "b.jsonl", "--quiet") == 1
+    # Quiet hides the bar and the summary, not what went wrong.
+    assert capsys.readouterr().err == "ziggeo-async: line 11: not valid JSON; skipped\n"
 
 
 def test_an_unwritable_out_file_is_exit_1(

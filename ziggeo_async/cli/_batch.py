@@ -106,6 +106,7 @@ class BatchJob:
         # (input line number, item) of every item handed to the batch, by batch index.
         self._sent: list[tuple[int, Any]] = []
         self._journal: TextIO | None = None
+        self._progress = Progress(0, stderr, enabled=False)
 
     @property
     def exit_code(self) -> int:
@@ -123,7 +124,9 @@ class BatchJob:
         self._journal.flush()
 
     def _report(self, line: int, message: str) -> None:
-        self.stderr.write(f"ziggeo-async: line {line}: {message}\n")
+        # On a terminal, wipe the progress bar first so the report gets a line of its own.
+        wipe = "\r\x1b[K" if self._progress.enabled else ""
+        self.stderr.write(f"{wipe}ziggeo-async: line {line}: {message}\n")
         self.stderr.flush()
 
     def _open_journal(self) -> TextIO:
@@ -166,6 +169,7 @@ class BatchJob:
                     item = parse_item(self.kind, text)
                 except InputLineError as error:
                     self.failed += 1
+                    self._progress.advance()
                     self._report(number, f"{error}; skipped")
                     self._write(
                         {
@@ -213,7 +217,7 @@ class BatchJob:
 
     async def run(self, results_for: Callable[[Iterator[Any]], BatchRun[Any, Any]]) -> int:
         """Send the pending lines through ``results_for(items)`` (a ``*_many`` call)."""
-        progress = Progress(
+        self._progress = Progress(
             self._pending_count(),
             self.stderr,
             enabled=self.show_progress,
@@ -223,6 +227,6 @@ class BatchJob:
             async with results_for(self._items()) as results:
                 async for result in results:
                     self._record(result.index, result.value, result.error)
-                    progress.advance()
-            progress.finish()
+                    self._progress.advance()
+            self._progress.finish()
         return self.exit_code

@@ -34,7 +34,7 @@ class Progress:
     ) -> None:
         self._total = total
         self._stream = stream
-        self._enabled = enabled and total > 0
+        self.enabled = enabled and total > 0
         self._label = label
         self._clock = clock
         self._started = clock()
@@ -56,13 +56,13 @@ class Progress:
     def advance(self, count: int = 1) -> None:
         self.done += count
         now = self._clock()
-        if self._enabled and now - self._last_drawn >= _REDRAW_EVERY:
+        if self.enabled and now - self._last_drawn >= _REDRAW_EVERY:
             self._last_drawn = now
             self._stream.write("\r" + self.line())
             self._stream.flush()
 
     def finish(self) -> None:
         """Draw the final state and end the line."""
-        if self._enabled:
+        if self.enabled:
             self._stream.write("\r" + self.line() + "\n")
             self._stream.flush()
