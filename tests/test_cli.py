@@ -190,6 +190,15 @@ def test_out_must_not_be_the_input(tmp_path: Path, capsys: pytest.CaptureFixture
     assert "--out" in one_error_line(err)
 
 
+def test_fake_serve_refuses_bad_credentials(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("ZIGGEO_APP_TOKEN", "app:with-colon")
+    code, _, err = run(capsys, "fake", "serve")
+    assert code == 2
+    assert "app_token" in one_error_line(err)
+
+
 def test_help_and_version(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--help"]) == 0
     assert "authtokens" in capsys.readouterr().out

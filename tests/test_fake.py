@@ -14,6 +14,7 @@ from ziggeo_async import (
     APIConnectionError,
     AsyncZiggeo,
     AuthenticationError,
+    ConfigurationError,
     ConflictError,
     InternalServerError,
     NotFoundError,
@@ -294,9 +295,9 @@ async def test_inspection_skips_faults_latency_and_records() -> None:
 
 
 def test_constructor_refuses_bad_credentials() -> None:
-    with pytest.raises(ValueError, match="app_token"):
+    with pytest.raises(ConfigurationError, match="app_token"):
         FakeZiggeo("a:b")
-    with pytest.raises(ValueError, match="private_key"):
+    with pytest.raises(ConfigurationError, match="private_key"):
         FakeZiggeo("a", "")
 
 

@@ -13,7 +13,7 @@ import logging
 import os
 import sys
 import traceback
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Final, NoReturn
 
@@ -61,41 +61,35 @@ def _say(message: str) -> None:
 # -- credentials and the client --------------------------------------------------------
 
 
-def _environment_client(environ: Mapping[str, str]) -> tuple[AsyncZiggeo, FakeZiggeo | None]:
-    app_token = environ.get("ZIGGEO_APP_TOKEN", "")
-    private_key = environ.get("ZIGGEO_PRIVATE_KEY", "")
+@contextlib.asynccontextmanager
+async def open_client() -> AsyncIterator[AsyncZiggeo]:
+    """The client the environment asks for, or one on an embedded ``FakeZiggeo``."""
+    app_token = os.environ.get("ZIGGEO_APP_TOKEN", "")
+    private_key = os.environ.get("ZIGGEO_PRIVATE_KEY", "")
     if app_token and private_key:
-        client = AsyncZiggeo(
+        async with AsyncZiggeo(
             app_token,
             private_key,
-            environ.get("ZIGGEO_ENCRYPTION_KEY") or None,
-            base_url=environ.get("ZIGGEO_BASE_URL") or None,
-        )
-        return client, None
+            os.environ.get("ZIGGEO_ENCRYPTION_KEY") or None,
+            base_url=os.environ.get("ZIGGEO_BASE_URL") or None,
+        ) as client:
+            yield client
+        return
     if app_token or private_key:
         raise UsageError(
             "set both ZIGGEO_APP_TOKEN and ZIGGEO_PRIVATE_KEY, or neither to use the embedded fake"
         )
     fake = FakeZiggeo()
-    client = AsyncZiggeo(
-        fake.app_token,
-        fake.private_key,
-        fake.encryption_key,
-        http_client=httpx.AsyncClient(transport=fake.transport()),
+    _say(
+        "no ZIGGEO_APP_TOKEN/ZIGGEO_PRIVATE_KEY set: using an embedded FakeZiggeo "
+        "(in memory, forgotten on exit)"
     )
-    return client, fake
-
-
-@contextlib.asynccontextmanager
-async def open_client(*, announce_fake: bool = True) -> AsyncIterator[AsyncZiggeo]:
-    """The client the environment asks for, or one on an embedded ``FakeZiggeo``."""
-    client, fake = _environment_client(os.environ)
-    if fake is not None and announce_fake:
-        _say(
-            "no ZIGGEO_APP_TOKEN/ZIGGEO_PRIVATE_KEY set: using an embedded FakeZiggeo "
-            "(in memory, forgotten on exit)"
-        )
-    async with client:
+    async with (
+        httpx.AsyncClient(transport=fake.transport()) as http_client,
+        AsyncZiggeo(
+            fake.app_token, fake.private_key, fake.encryption_key, http_client=http_client
+        ) as client,
+    ):
         yield client
 
 

@@ -32,7 +32,7 @@ import anyio
 import attrs
 import httpx
 
-from .._errors import ValidationError
+from .._errors import ConfigurationError, ValidationError
 from .._tokens import ClientTokenCipher
 
 __all__ = ["FakeResponse", "FakeZiggeo", "RecordedRequest"]
@@ -186,9 +186,9 @@ class FakeZiggeo:
         inspect: bool = False,
     ) -> None:
         if not app_token or ":" in app_token:
-            raise ValueError("app_token must be a non-empty string without ':'")
+            raise ConfigurationError("app_token must be a non-empty string without ':'")
         if not private_key:
-            raise ValueError("private_key must be a non-empty string")
+            raise ConfigurationError("private_key must be a non-empty string")
         self._app_token = app_token
         self._private_key = private_key
         self._encryption_key = encryption_key
