@@ -26,7 +26,7 @@ from .._version import __version__
 from ..testing import FakeZiggeo
 from ..testing._server import serve_until_signalled
 
-__all__ = ["main"]
+__all__ = ["build_parser", "main"]
 
 PROG: Final = "ziggeo-async"
 EXIT_OK: Final = 0
