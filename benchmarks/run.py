@@ -170,9 +170,7 @@ def sync_scenarios(trust: Path, tls: tuple[Path, Path]) -> dict[str, dict[str, d
         with stub(0, tls if secure else None) as (url, sent):
             for _ in range(REPEATS):
                 for name, label in labels.items():
-                    runs[label].append(
-                        contender(name, url, sent, SSL_CERT_FILE=str(trust))
-                    )
+                    runs[label].append(contender(name, url, sent, SSL_CERT_FILE=str(trust)))
         results[scenario] = {label: median_run(value) for label, value in runs.items()}
     return results
 
@@ -225,7 +223,15 @@ def table(results: dict[str, Any]) -> str:
         "| scenario | contender | n | req/s | client CPU µs/req | ratio (same run) | target |",
         "| --- | --- | ---: | ---: | ---: | --- | --- |",
     ]
-    generate = results["generate"]
+    rows += generate_rows(results["generate"])
+    rows += batch_rows(results["batch"])
+    rows += sync_rows(results["sync"], results.get("facade"))
+    rows += memory_rows(results["memory"])
+    return "\n".join(rows)
+
+
+def generate_rows(generate: dict[str, float]) -> list[str]:
+    rows = []
     official = generate["official"]
     for name, label in (
         ("official", "official SDK `Auth.generate`"),
@@ -237,48 +243,63 @@ def table(results: dict[str, Any]) -> str:
         target = {"ours": 2.5, "ours_many": 3.0}.get(name)
         rows.append(
             f"| generate | {label} | | {1e6 / generate[name]:,.0f} tokens/s | "
-            f"{generate[name]:.2f} µs/token | {ratio:.2f}× official | "
-            + (f"≥ {target}×: {verdict(ratio, target)} |" if target else "|")
+            f"{generate[name]:.2f} µs/token | {ratio:.2f}x official | "
+            + (f"≥ {target}x: {verdict(ratio, target)} |" if target else "|")
         )
-    for scenario, contenders in results["batch"].items():
+    return rows
+
+
+def batch_rows(batch: dict[str, dict[str, dict[str, float]]]) -> list[str]:
+    rows = []
+    for scenario, contenders in batch.items():
         threads = contenders["official SDK, 16 threads"]
         bare = contenders["bare aiohttp loop, 64 in flight"]
         for label, figures in contenders.items():
             rate_ratio = figures["rate"] / threads["rate"]
-            ratio = f"{rate_ratio:.2f}× official/16 threads"
+            ratio = f"{rate_ratio:.2f}x official/16 threads"
             target = ""
             if scenario == "batch HTTP 20 ms" and label.startswith("ours"):
                 goal = 3.5 if "fast" in label else 1.0
-                target = f"≥ {goal}×: {verdict(rate_ratio, goal)}"
-            if label.startswith("ours + [fast]") or label.startswith("bare"):
+                target = f"≥ {goal}x: {verdict(rate_ratio, goal)}"
+            if label.startswith(("ours + [fast]", "bare")):
                 cpu_ratio = figures["cpu_us"] / bare["cpu_us"]
-                ratio += f"; CPU {cpu_ratio:.2f}× bare aiohttp"
+                ratio += f"; CPU {cpu_ratio:.2f}x bare aiohttp"
                 if scenario == "batch HTTP 0 ms" and label.startswith("ours"):
-                    target = f"CPU ≤ 1.5×: {verdict(cpu_ratio, 1.5, at_most=True)}"
+                    target = f"CPU ≤ 1.5x: {verdict(cpu_ratio, 1.5, at_most=True)}"
             rows.append(
                 f"| {scenario} | {label} | {figures['n']:,.0f} | {figures['rate']:,.0f} | "
                 f"{figures['cpu_us']:,.0f} | {ratio} | {target} |"
             )
-    for scenario, contenders in results["sync"].items():
+    return rows
+
+
+def sync_rows(
+    sync: dict[str, dict[str, dict[str, float]]], facade: dict[str, float] | None
+) -> list[str]:
+    rows = []
+    for scenario, contenders in sync.items():
         official_seq = contenders["official SDK, sequential"]
         for label, figures in contenders.items():
             rate_ratio = figures["rate"] / official_seq["rate"]
             target = ""
             if scenario.startswith("sync TLS") and label.startswith("ours: SyncZiggeo"):
-                target = f"≥ 30×: {verdict(rate_ratio, 30)}"
+                target = f"≥ 30x: {verdict(rate_ratio, 30)}"
             rows.append(
                 f"| {scenario} | {label} | {figures['n']:,.0f} | {figures['rate']:,.0f} | "
-                f"{figures['cpu_us']:,.0f} | {rate_ratio:.2f}× official sequential | {target} |"
+                f"{figures['cpu_us']:,.0f} | {rate_ratio:.2f}x official sequential | {target} |"
             )
-    facade = results.get("facade")
     if facade:
         ratio = facade["overhead_us"] / facade["hop_us"]
         rows.append(
             f"| sync facade | SyncZiggeo per-call overhead {facade['overhead_us']:.1f} µs; "
-            f"bare BlockingPortal.call {facade['hop_us']:.1f} µs | | | | {ratio:.2f}× bare hop | "
-            f"≤ 1.1×: {verdict(ratio, 1.1, at_most=True)} |"
+            f"bare BlockingPortal.call {facade['hop_us']:.1f} µs | | | | {ratio:.2f}x bare hop | "
+            f"≤ 1.1x: {verdict(ratio, 1.1, at_most=True)} |"
         )
-    memory = results["memory"]
+    return rows
+
+
+def memory_rows(memory: dict[str, dict[str, float]]) -> list[str]:
+    rows = []
     peaks = [figures["rss_mib"] for figures in memory.values()]
     for label, figures in memory.items():
         target = ""
@@ -286,14 +307,14 @@ def table(results: dict[str, Any]) -> str:
             flat = max(peaks) / min(peaks)
             target = (
                 f"≤ 80 MiB: {verdict(figures['rss_mib'], 80, at_most=True)}; "
-                f"{flat:.2f}× the smallest run"
+                f"{flat:.2f}x the smallest run"
             )
         rows.append(
             f"| memory: create_many(64), peak RSS | {label} | {figures['n']:,.0f} | "
             f"{figures['rate']:,.0f} | {figures['cpu_us']:,.0f} | "
             f"{figures['rss_mib']:.1f} MiB | {target} |"
         )
-    return "\n".join(rows)
+    return rows
 
 
 def machine() -> str:
