@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
 from collections import UserDict
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from ziggeo_async import Grant, Grants, ValidationError
-from ziggeo_async._arguments import normalize_arguments
+from ziggeo_async._arguments import encode_form, normalize_arguments
 
 
 class Token(str):
@@ -70,3 +74,31 @@ def test_bad_values_are_still_refused_by_name(given: dict[str, Any], argument: s
     with pytest.raises(ValidationError) as caught:
         normalize_arguments(given)
     assert caught.value.argument == argument
+
+
+@given(
+    resources=st.lists(st.text(min_size=1, max_size=12), min_size=1, max_size=4),
+    session_limit=st.integers(min_value=0, max_value=10**12),
+    volatile=st.booleans(),
+)
+def test_encode_form_writes_what_urlencode_writes(
+    resources: list[str], session_limit: int, volatile: bool
+) -> None:
+    normalized = normalize_arguments(
+        {
+            "volatile": volatile,
+            "session_limit": session_limit,
+            "grants": {"read": {"resources": resources}, "destroy": {"all": True}},
+        }
+    )
+    expected = urlencode(
+        [
+            (name, json.dumps(value, separators=(",", ":")) if isinstance(value, dict) else value)
+            for name, value in (
+                ("volatile", "true" if volatile else "false"),
+                ("session_limit", str(session_limit)),
+                ("grants", normalized["grants"]),
+            )
+        ]
+    )
+    assert encode_form(normalized) == expected

@@ -12,7 +12,7 @@ import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, TypedDict
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, quote_plus, urlencode
 
 from ._errors import ValidationError
 from ._models import GRANT_NAMES, Grant, Grants
@@ -182,18 +182,40 @@ def normalize_arguments(arguments: Mapping[str, object]) -> dict[str, Any]:
     return normalized
 
 
+# json.dumps with any non-default option builds a new encoder per call; this one is reused.
+_COMPACT_JSON = json.JSONEncoder(separators=(",", ":"))
+
+
 def _form_value(value: object) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):
         return str(value)
     # grants: the PHP, Ruby, Java and C# SDKs all send the nested object as JSON text.
-    return json.dumps(value, separators=(",", ":"))
+    return _COMPACT_JSON.encode(value)
+
+
+# What urlencode's quote_plus does to each ASCII character, as one translate table:
+# unreserved characters stay, a space becomes "+", everything else "%XX".
+_FORM_ESCAPES = str.maketrans(
+    {code: "+" if code == 0x20 else quote_plus(chr(code)) for code in range(0x80)}  # noqa: PLR2004 - the space
+)
 
 
 def encode_form(normalized: Mapping[str, Any]) -> str:
-    """The form body for arguments already passed through ``normalize_arguments``."""
-    return urlencode([(name, _form_value(value)) for name, value in normalized.items()])
+    """The form body for arguments already passed through ``normalize_arguments``.
+
+    The same text ``urlencode`` writes; faster, because every name and value here is
+    ASCII (names are the documented ones, grants are ASCII-only JSON), so one
+    ``str.translate`` per value does what ``quote_plus`` does character by character.
+    """
+    fields = []
+    for name, value in normalized.items():
+        text = _form_value(value)
+        if not text.isascii():  # not reachable from normalize_arguments; kept exact anyway
+            return urlencode([(key, _form_value(item)) for key, item in normalized.items()])
+        fields.append(f"{name}={text.translate(_FORM_ESCAPES)}")
+    return "&".join(fields)
 
 
 def path_segment(argument: str, value: object) -> str:

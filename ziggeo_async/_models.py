@@ -102,7 +102,7 @@ def _grant_from_json(name: str, data: object) -> Grant:
 
 def _lenient_int(field: str, value: object) -> int | None:
     """Ints as Ziggeo may send them: a number, an integral float or a numeric string."""
-    if value is None or (isinstance(value, int) and not isinstance(value, bool)):
+    if value is None or type(value) is int or (isinstance(value, int) and type(value) is not bool):
         return value
     if isinstance(value, float) and value.is_integer():
         return int(value)
@@ -112,7 +112,7 @@ def _lenient_int(field: str, value: object) -> int | None:
 
 
 def _lenient_bool(field: str, value: object) -> bool | None:
-    if value is None or isinstance(value, bool):
+    if value is None or value is True or value is False:
         return value
     if value in (0, 1):
         return bool(value)
