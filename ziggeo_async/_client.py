@@ -54,7 +54,9 @@ def _check_base_url(base_url: str) -> str:
         raise ConfigurationError(
             "base_url must not carry credentials; they go in the Authorization header only"
         )
-    if url.query or url.fragment:
+    # httpx keeps an empty "?" or "#" in the URL text, and the API path appended to
+    # it would land in the query or fragment, so look at the text, not url.query.
+    if url.query or url.fragment or "?" in base_url or "#" in base_url:
         raise ConfigurationError("base_url must not have a query or fragment")
     return str(url).rstrip("/")
 
