@@ -149,8 +149,13 @@ class AuthToken:
     usage_expiration_time: int | None = None
     session_limit: int | None = None
     grants: Grants | None = None
-    extra: Mapping[str, Any] = attrs.field(factory=dict, converter=_frozen_mapping, repr=False)
-    raw: Mapping[str, Any] = attrs.field(factory=dict, converter=_frozen_mapping, repr=False)
+    # A mapping proxy has no hash; leaving both out of __hash__ keeps the value hashable.
+    extra: Mapping[str, Any] = attrs.field(
+        factory=dict, converter=_frozen_mapping, repr=False, hash=False
+    )
+    raw: Mapping[str, Any] = attrs.field(
+        factory=dict, converter=_frozen_mapping, repr=False, hash=False
+    )
 
     @classmethod
     def from_json(cls, data: object) -> AuthToken:
