@@ -89,6 +89,7 @@ async def test_requests_go_to_the_region_host_or_base_url(
         (("app", ""), {}, "private_key"),
         (("app", PRIVATE_KEY.encode()), {}, "private_key"),
         (("app", PRIVATE_KEY, 5), {}, "encryption_key"),
+        (("app", PRIVATE_KEY, ""), {}, "encryption_key must be a non-empty string"),
         (("app", PRIVATE_KEY), {"max_retries": -1}, "max_retries"),
         (("app", PRIVATE_KEY), {"max_retries": True}, "max_retries"),
         (("app", PRIVATE_KEY), {"max_retries": 2.0}, "max_retries"),

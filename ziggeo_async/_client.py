@@ -97,8 +97,9 @@ class AsyncZiggeo:
     ) -> None:
         _check_credential("app_token", app_token, may_hold_colon=False)
         _check_credential("private_key", private_key)
-        if encryption_key is not None and not isinstance(encryption_key, str):
-            raise ConfigurationError("encryption_key must be a string or None")
+        if encryption_key is not None:
+            # "" is an unset environment variable, not a key: tokens made with it fail later.
+            _check_credential("encryption_key", encryption_key)
         if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
             raise ConfigurationError("max_retries must be an int >= 0")
         if http_client is not None and not isinstance(http_client, httpx.AsyncClient):
