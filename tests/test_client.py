@@ -90,6 +90,9 @@ async def test_requests_go_to_the_region_host_or_base_url(
         (("app", PRIVATE_KEY.encode()), {}, "private_key"),
         (("app", PRIVATE_KEY, 5), {}, "encryption_key"),
         (("app", PRIVATE_KEY, ""), {}, "encryption_key must be a non-empty string"),
+        (("app\udc80", PRIVATE_KEY), {}, "app_token must not contain a lone surrogate"),
+        (("app", PRIVATE_KEY + "\ud800"), {}, "private_key must not contain a lone surrogate"),
+        (("app", PRIVATE_KEY, "\udfffkey"), {}, "encryption_key must not contain a lone"),
         (("app", PRIVATE_KEY), {"max_retries": -1}, "max_retries"),
         (("app", PRIVATE_KEY), {"max_retries": True}, "max_retries"),
         (("app", PRIVATE_KEY), {"max_retries": 2.0}, "max_retries"),
@@ -107,6 +110,7 @@ def test_bad_configuration_is_refused_by_name(
     with pytest.raises(ConfigurationError, match=message) as caught:
         AsyncZiggeo(*arguments, **options)  # type: ignore[arg-type]
     assert PRIVATE_KEY not in str(caught.value)
+    assert not isinstance(caught.value.__context__, UnicodeError), "it would hold the secret"
 
 
 def test_private_key_may_hold_a_colon_and_non_ascii() -> None:

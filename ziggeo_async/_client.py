@@ -40,6 +40,9 @@ def _check_credential(name: str, value: object, *, may_hold_colon: bool = True) 
         raise ConfigurationError(f"{name} must be a non-empty string")
     if not may_hold_colon and ":" in value:
         raise ConfigurationError(f"{name} must not contain ':' (it is the Basic auth user name)")
+    # Checked here rather than left to .encode(): its UnicodeEncodeError would carry the secret.
+    if any("\ud800" <= char <= "\udfff" for char in value):
+        raise ConfigurationError(f"{name} must not contain a lone surrogate (it has no UTF-8 form)")
     return value
 
 
