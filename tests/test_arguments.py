@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta, timezone, tzinfo
 from types import MappingProxyType
@@ -242,3 +243,21 @@ def test_form_encoding_matches_the_wire_contract() -> None:
         )
     )
     assert body == "grants=%7B%22read%22%3A%7B%22all%22%3Atrue%7D%7D&volatile=false&session_limit=2"
+
+
+class _Seats(enum.IntEnum):
+    TWO = 2
+
+
+class _LoudInt(int):
+    def __str__(self) -> str:
+        return "many"
+
+    __repr__ = __str__
+
+
+@pytest.mark.parametrize("value", [_Seats.TWO, _LoudInt(2)], ids=["IntEnum", "int-subclass"])
+def test_int_subclasses_are_sent_as_digits(value: int) -> None:
+    normalized = normalize_arguments({"session_limit": value, "expiration_date": value})
+    assert type(normalized["session_limit"]) is int
+    assert encode_form(normalized) == "session_limit=2&expiration_date=2"

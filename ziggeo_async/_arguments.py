@@ -57,7 +57,8 @@ def _check_count(name: str, value: object) -> int:
         raise ValidationError(name, f"expected an int, got {_type_name(value)}")
     if value < 0:
         raise ValidationError(name, f"must not be negative, got {value}")
-    return value
+    # A plain int: an IntEnum or other subclass may str() as its name, not its digits.
+    return int(value)
 
 
 def _expiration_date(value: object) -> int:
