@@ -6,6 +6,7 @@ strict mode is exercised beside the anyio plugin.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 from datetime import datetime, timedelta, timezone
@@ -14,6 +15,7 @@ from urllib.parse import parse_qsl
 import httpx
 import pytest
 import respx
+import sniffio
 
 from tests._support import APP_TOKEN, COLLECTION_URL, PRIVATE_KEY, make_client
 from ziggeo_async import APIResponseValidationError, AuthToken, Grant, Grants
@@ -250,3 +252,10 @@ async def test_create_result_equals_the_parsed_body() -> None:
     assert token.grants == Grants(read=Grant(resources=("v1",)), create=Grant(session_owned=True))
     assert token.session_limit == 3
     assert token.expiration_date == 1_900_000_000
+
+
+@pytest.mark.asyncio
+async def test_pytest_asyncio_runs_these_tests_on_its_own_loop() -> None:
+    # Strict mode: only the marker brings pytest-asyncio in; the anyio plugin stays out.
+    assert sniffio.current_async_library() == "asyncio"
+    assert asyncio.get_running_loop().is_running()
