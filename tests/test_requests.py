@@ -140,11 +140,24 @@ async def test_update_posts_only_the_given_arguments() -> None:
     client = make_client()
     with respx.mock(assert_all_called=True) as router:
         route = router.post(f"{COLLECTION_URL}my-key").respond(200, json=TOKEN_JSON)
-        await client.authtokens.update("my-key", session_limit=5, hidden=False)
+        await client.authtokens.update(
+            "my-key",
+            session_limit=5,
+            hidden=False,
+            expiration_date=1_900_000_000,
+            usage_expiration_time=3600,
+            grants={"update": {"resources": ("v9",), "session_owned": False}},
+        )
     request = route.calls.last.request
     assert request.method == "POST"
     assert_common_headers(request, with_form=True)
-    assert form_of(request) == {"session_limit": "5", "hidden": "false"}
+    assert form_of(request) == {
+        "session_limit": "5",
+        "hidden": "false",
+        "expiration_date": "1900000000",
+        "usage_expiration_time": "3600",
+        "grants": '{"update":{"resources":["v9"],"session_owned":false}}',
+    }
 
 
 @pytest.mark.parametrize("name", ["delete", "destroy"])
