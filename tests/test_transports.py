@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import gzip
 import socket
+import sys
 import threading
 from collections.abc import Iterator
 
 import httpx
 import pytest
 
-from ziggeo_async import APIConnectionError, APITimeoutError, AsyncZiggeo
+from ziggeo_async import APIConnectionError, APITimeoutError, AsyncZiggeo, ConfigurationError
 from ziggeo_async._connection import OwnedTransport, ShardedTransport, open_connection
 from ziggeo_async._pipeline import classify_transport_error
 from ziggeo_async._retry import Failure
@@ -121,7 +122,12 @@ def answering() -> Iterator[MisbehavingServer]:
 
 def aiohttp_client(base_url: str, *, max_retries: int = 2, timeout: float = 5.0) -> AsyncZiggeo:
     client = AsyncZiggeo(
-        "app", "secret", base_url=base_url, max_retries=max_retries, timeout=timeout
+        "app",
+        "secret",
+        base_url=base_url,
+        max_retries=max_retries,
+        timeout=timeout,
+        http_backend="aiohttp",
     )
     assert isinstance(client._connection(), OwnedTransport)
     assert isinstance(client._connection().transport, AiohttpTransport)
@@ -129,7 +135,7 @@ def aiohttp_client(base_url: str, *, max_retries: int = 2, timeout: float = 5.0)
 
 
 @pytest.mark.anyio
-async def test_asyncio_gets_the_aiohttp_transport_and_a_round_trip_works(
+async def test_the_aiohttp_backend_makes_a_round_trip(
     answering: MisbehavingServer,
 ) -> None:
     async with aiohttp_client(answering.url) as client:
@@ -208,7 +214,7 @@ async def test_a_refused_connection_is_a_connect_error_and_create_is_retried() -
 @pytest.mark.anyio
 async def test_proxy_settings_keep_httpx_in_charge(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")
-    connection = open_connection(httpx.Limits(), httpx.Timeout(1))
+    connection = open_connection(httpx.Limits(), httpx.Timeout(1), "aiohttp")
     try:
         assert not isinstance(connection, OwnedTransport)
     finally:
@@ -231,12 +237,35 @@ async def test_sharded_pools_spread_requests_and_close(
     assert transport._in_flight == [0, 0]
 
 
-@pytest.mark.parametrize("anyio_backend", ["trio"])
+@pytest.mark.parametrize("anyio_backend", ["asyncio", "trio"])
 @pytest.mark.anyio
-async def test_trio_gets_httpx_own_pools(anyio_backend: str, answering: MisbehavingServer) -> None:
+async def test_the_default_backend_is_httpx_own_pools(
+    anyio_backend: str, answering: MisbehavingServer
+) -> None:
     async with AsyncZiggeo("app", "secret", base_url=answering.url) as client:
         token = await client.authtokens.create(session_limit=1)
         connection = client._connection()
         assert isinstance(connection, OwnedTransport)
         assert isinstance(connection.transport, ShardedTransport)
     assert token.token == "t0123456789abcdef"
+
+
+@pytest.mark.parametrize("anyio_backend", ["trio"])
+@pytest.mark.anyio
+async def test_aiohttp_backend_under_trio_is_refused_before_sending(
+    anyio_backend: str, answering: MisbehavingServer
+) -> None:
+    async with AsyncZiggeo("app", "secret", base_url=answering.url, http_backend="aiohttp") as c:
+        with pytest.raises(ConfigurationError, match="asyncio only"):
+            await c.authtokens.create(session_limit=1)
+    assert answering.requests == []
+
+
+def test_http_backend_is_checked_when_the_client_is_made(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(ConfigurationError, match="http_backend must be one of"):
+        AsyncZiggeo("app", "secret", http_backend="curl")  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="lent http_client"):
+        AsyncZiggeo("app", "secret", http_client=httpx.AsyncClient(), http_backend="aiohttp")
+    monkeypatch.setitem(sys.modules, "aiohttp", None)
+    with pytest.raises(ConfigurationError, match=r"ziggeo-async\[fast\]"):
+        AsyncZiggeo("app", "secret", http_backend="aiohttp")

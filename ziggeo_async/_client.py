@@ -5,11 +5,17 @@ from __future__ import annotations
 import base64
 import sys
 from types import TracebackType
-from typing import Final
+from typing import Final, Literal
 
 import httpx
 
-from ._connection import ClientConnection, HTTPConnection, open_connection
+from ._connection import (
+    HTTP_BACKENDS,
+    ClientConnection,
+    HTTPConnection,
+    aiohttp_installed,
+    open_connection,
+)
 from ._errors import ClientClosedError, ConfigurationError
 from ._pipeline import RequestPipeline
 from ._retry import RetryPolicy
@@ -41,6 +47,9 @@ def _check_credential(name: str, value: object, *, may_hold_colon: bool = True) 
         raise ConfigurationError(f"{name} must be a non-empty string")
     if not may_hold_colon and ":" in value:
         raise ConfigurationError(f"{name} must not contain ':' (it is the Basic auth user name)")
+    # Checked here rather than left to .encode(): its UnicodeEncodeError would carry the secret.
+    if any("\ud800" <= char <= "\udfff" for char in value):
+        raise ConfigurationError(f"{name} must not contain a lone surrogate (it has no UTF-8 form)")
     return value
 
 
@@ -55,7 +64,9 @@ def _check_base_url(base_url: str) -> str:
         raise ConfigurationError(
             "base_url must not carry credentials; they go in the Authorization header only"
         )
-    if url.query or url.fragment:
+    # httpx keeps an empty "?" or "#" in the URL text, and the API path appended to
+    # it would land in the query or fragment, so look at the text, not url.query.
+    if url.query or url.fragment or "?" in base_url or "#" in base_url:
         raise ConfigurationError("base_url must not have a query or fragment")
     return str(url).rstrip("/")
 
@@ -74,8 +85,11 @@ class AsyncZiggeo:
     ``app_token`` and ``private_key`` authenticate API calls; ``encryption_key`` is
     needed only for ``auth.generate``/``auth.decode``. The host follows the app
     token's region unless ``base_url`` is given. ``http_client`` lends an
-    ``httpx.AsyncClient`` that this client uses but never closes; otherwise one is
-    made on first use and closed by ``aclose()`` or ``async with``.
+    ``httpx.AsyncClient`` that this client uses but never closes; otherwise a
+    connection pool is made on first use and closed by ``aclose()`` or ``async with``.
+    ``http_backend="aiohttp"`` (asyncio only, ``pip install 'ziggeo-async[fast]'``)
+    moves that pool's bytes through aiohttp: several times less CPU per request
+    for batch jobs, same httpx requests, responses and errors.
     """
 
     authtokens: AsyncAuthTokens
@@ -93,15 +107,30 @@ class AsyncZiggeo:
         timeout: float | httpx.Timeout = DEFAULT_TIMEOUT,
         max_retries: int = DEFAULT_MAX_RETRIES,
         http_client: httpx.AsyncClient | None = None,
+        http_backend: Literal["httpx", "aiohttp"] = "httpx",
     ) -> None:
         _check_credential("app_token", app_token, may_hold_colon=False)
         _check_credential("private_key", private_key)
-        if encryption_key is not None and not isinstance(encryption_key, str):
-            raise ConfigurationError("encryption_key must be a string or None")
+        if encryption_key is not None:
+            # "" is an unset environment variable, not a key: tokens made with it fail later.
+            _check_credential("encryption_key", encryption_key)
         if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
             raise ConfigurationError("max_retries must be an int >= 0")
         if http_client is not None and not isinstance(http_client, httpx.AsyncClient):
             raise ConfigurationError("http_client must be an httpx.AsyncClient")
+        if http_backend not in HTTP_BACKENDS:
+            raise ConfigurationError(f"http_backend must be one of {', '.join(HTTP_BACKENDS)}")
+        if http_backend == "aiohttp":
+            if http_client is not None:
+                raise ConfigurationError(
+                    "http_backend chooses the connection the SDK makes; a lent http_client "
+                    "is used as it is"
+                )
+            if not aiohttp_installed():
+                raise ConfigurationError(
+                    "http_backend='aiohttp' needs aiohttp: pip install 'ziggeo-async[fast]'"
+                )
+        self._http_backend = http_backend
         self._app_token = app_token
         self._base_url = host_for(app_token) if base_url is None else _check_base_url(base_url)
         self._timeout = _check_timeout(timeout)
@@ -152,7 +181,7 @@ class AsyncZiggeo:
         if self._lent is not None:
             return self._lent
         if self._owned is None:
-            self._owned = open_connection(DEFAULT_LIMITS, self._timeout)
+            self._owned = open_connection(DEFAULT_LIMITS, self._timeout, self._http_backend)
         return self._owned
 
     async def aclose(self) -> None:

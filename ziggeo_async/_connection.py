@@ -8,20 +8,33 @@ auth flows, redirects, event hooks) as the transport spends moving the bytes
 (see benchmarks/README.md). Either way requests and responses are ``httpx`` objects
 and failures ``httpx`` exceptions, so the pipeline treats both alike.
 
-Under asyncio, with the ``fast`` extra installed (aiohttp) and no proxy in the
-environment, the owned transport is ``AiohttpTransport``; otherwise, and always
-under trio, it is httpx's own ``AsyncHTTPTransport``.
+The owned transport is httpx's own, as small sharded pools (``ShardedTransport``),
+unless the client was made with ``http_backend="aiohttp"`` (the ``fast`` extra,
+asyncio only): then it is ``AiohttpTransport``. That is a choice, not automatic
+when aiohttp happens to be installed, because tools that mock httpx at the
+httpcore layer (respx) do not see requests that go through aiohttp.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import urllib.request
 from typing import Any, Final, Protocol
 
 import httpx
 import sniffio
 
-__all__ = ["ClientConnection", "HTTPConnection", "OwnedTransport", "open_connection"]
+from ._errors import ConfigurationError
+
+__all__ = [
+    "HTTP_BACKENDS",
+    "ClientConnection",
+    "HTTPConnection",
+    "OwnedTransport",
+    "ShardedTransport",
+    "aiohttp_installed",
+    "open_connection",
+]
 
 _TIMEOUT: Final = "timeout"
 
@@ -42,6 +55,9 @@ class HTTPConnection(Protocol):
     async def send(self, request: httpx.Request) -> httpx.Response: ...
 
     async def aclose(self) -> None: ...
+
+    @property
+    def is_closed(self) -> bool: ...
 
 
 class ClientConnection:
@@ -73,16 +89,21 @@ class ClientConnection:
         if self.owned:
             await self.client.aclose()
 
+    @property
+    def is_closed(self) -> bool:
+        return self.client.is_closed
+
 
 class OwnedTransport:
     """A transport the SDK made and closes; requests go to it directly."""
 
-    __slots__ = ("_default_timeout", "_default_timeout_dict", "transport")
+    __slots__ = ("_closed", "_default_timeout", "_default_timeout_dict", "transport")
 
     def __init__(self, transport: httpx.AsyncBaseTransport, default_timeout: httpx.Timeout) -> None:
         self.transport = transport
         self._default_timeout = default_timeout
         self._default_timeout_dict = default_timeout.as_dict()
+        self._closed = False
 
     def build_request(
         self,
@@ -122,7 +143,12 @@ class OwnedTransport:
         return response
 
     async def aclose(self) -> None:
+        self._closed = True
         await self.transport.aclose()
+
+    @property
+    def is_closed(self) -> bool:
+        return self._closed
 
 
 class ShardedTransport(httpx.AsyncBaseTransport):
@@ -179,18 +205,27 @@ def _running_asyncio() -> bool:
         return False
 
 
-def open_connection(limits: httpx.Limits, timeout: httpx.Timeout) -> HTTPConnection:
-    """A connection the SDK owns, chosen for the running event loop and environment."""
+#: The ``http_backend=`` choices: httpx's own pools, or aiohttp under them (asyncio only).
+HTTP_BACKENDS: Final = ("httpx", "aiohttp")
+
+
+def aiohttp_installed() -> bool:
+    return importlib.util.find_spec("aiohttp") is not None
+
+
+def open_connection(limits: httpx.Limits, timeout: httpx.Timeout, backend: str) -> HTTPConnection:
+    """A connection the SDK owns, on ``backend`` (one of ``HTTP_BACKENDS``)."""
     if urllib.request.getproxies():
         # Proxy settings from the environment are applied by AsyncClient, not by transports.
         return ClientConnection(
             httpx.AsyncClient(timeout=timeout, limits=limits, follow_redirects=False), owned=True
         )
-    if _running_asyncio():
-        try:
-            from ._transports import AiohttpTransport  # noqa: PLC0415 - the optional extra
-        except ImportError:
-            pass
-        else:
-            return OwnedTransport(AiohttpTransport(limits=limits), timeout)
+    if backend == "aiohttp":
+        if not _running_asyncio():
+            raise ConfigurationError(
+                "http_backend='aiohttp' runs on asyncio only; use the default under trio"
+            )
+        from ._transports import AiohttpTransport  # noqa: PLC0415 - the optional extra
+
+        return OwnedTransport(AiohttpTransport(limits=limits), timeout)
     return OwnedTransport(ShardedTransport(limits), timeout)

@@ -142,7 +142,9 @@ class RequestPipeline:
             started = time.perf_counter()
             try:
                 response = await self._connection().send(request)
-            except httpx.TransportError as error:
+            # A body that fails to decompress (DecodingError) is no usable response
+            # either; it is not a TransportError, so name it, or it escapes the tree.
+            except (httpx.TransportError, httpx.DecodingError) as error:
                 failure = classify_transport_error(error)
                 _log_attempt(method, path, type(error).__name__, attempt, started)
                 decision = self._policy.decide(operation, attempt=attempt, failure=failure)
