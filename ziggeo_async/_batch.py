@@ -129,32 +129,57 @@ class BatchRun(AsyncIterator[BatchResult[T]], Generic[T, ItemT]):
         max_per_second: float | None,
     ) -> AsyncGenerator[BatchResult[T], None]:
         source = _numbered(items)
-        pull_lock = anyio.Lock()
         pacer = None if max_per_second is None else _Pacer(max_per_second)
         send, receive = anyio.create_memory_object_stream[BatchResult[T]](concurrency)
+
+        # Pulling from a plain iterable never suspends, so workers cannot interleave
+        # there; the lock (and its trip through the event loop) is for async sources.
+        pull_lock = anyio.Lock() if isinstance(items, AsyncIterable) else None
 
         async def worker(results: ObjectSendStream[BatchResult[T]]) -> None:
             async with results:
                 while True:
-                    async with pull_lock:
+                    if pull_lock is None:
                         numbered = await anext(source, None)
+                    else:
+                        async with pull_lock:
+                            numbered = await anext(source, None)
                     if numbered is None:
                         return
                     index, item = numbered
                     if pacer is not None:
                         await pacer.wait_turn()
+                    result: BatchResult[T]
                     try:
-                        result = BatchResult[T](index, value=await operation(index, item))
+                        result = BatchResult(index, value=await operation(index, item))
                     except ZiggeoError as error:
-                        result = BatchResult[T](index, error=error)
-                    await results.send(result)
+                        result = BatchResult(index, error=error)
+                    # The operation awaited already; a free slot needs no further checkpoint.
+                    try:
+                        try:
+                            results.send_nowait(result)
+                        except anyio.WouldBlock:
+                            await results.send(result)
+                    except anyio.BrokenResourceError:
+                        return  # the reader left early; the run is being torn down
 
         async with anyio.create_task_group() as workers, receive:
             async with send:
                 for _ in range(concurrency):
                     workers.start_soon(worker, send.clone())
             try:
-                async for result in receive:
+                while True:
+                    # Take what is ready without a trip through the event loop; wait only
+                    # when nothing is.
+                    try:
+                        result = receive.receive_nowait()
+                    except anyio.WouldBlock:
+                        try:
+                            result = await receive.receive()
+                        except anyio.EndOfStream:
+                            return
+                    except anyio.EndOfStream:
+                        return
                     try:
                         yield result
                     except GeneratorExit:
