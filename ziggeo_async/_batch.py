@@ -23,7 +23,7 @@ from typing import Generic, TypeVar
 
 import anyio
 import attrs
-from anyio.abc import ObjectSendStream
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from ._errors import ValidationError, ZiggeoError
 
@@ -136,14 +136,10 @@ class BatchRun(AsyncIterator[BatchResult[T]], Generic[T, ItemT]):
         # there; the lock (and its trip through the event loop) is for async sources.
         pull_lock = anyio.Lock() if isinstance(items, AsyncIterable) else None
 
-        async def worker(results: ObjectSendStream[BatchResult[T]]) -> None:
+        async def worker(results: MemoryObjectSendStream[BatchResult[T]]) -> None:
             async with results:
                 while True:
-                    if pull_lock is None:
-                        numbered = await anext(source, None)
-                    else:
-                        async with pull_lock:
-                            numbered = await anext(source, None)
+                    numbered = await _pull(source, pull_lock)
                     if numbered is None:
                         return
                     index, item = numbered
@@ -154,35 +150,18 @@ class BatchRun(AsyncIterator[BatchResult[T]], Generic[T, ItemT]):
                         result = BatchResult(index, value=await operation(index, item))
                     except ZiggeoError as error:
                         result = BatchResult(index, error=error)
-                    # The operation awaited already; a free slot needs no further checkpoint.
-                    try:
-                        try:
-                            results.send_nowait(result)
-                        except anyio.WouldBlock:
-                            await results.send(result)
-                    except anyio.BrokenResourceError:
-                        return  # the reader left early; the run is being torn down
+                    if not await _hand_over(results, result):
+                        return
 
         async with anyio.create_task_group() as workers, receive:
             async with send:
                 for _ in range(concurrency):
                     workers.start_soon(worker, send.clone())
             try:
-                while True:
-                    # Take what is ready without a trip through the event loop; wait only
-                    # when nothing is.
-                    try:
-                        result = receive.receive_nowait()
-                    except anyio.WouldBlock:
-                        try:
-                            result = await receive.receive()
-                        except anyio.EndOfStream:
-                            return
-                    except anyio.EndOfStream:
-                        return
+                while (result := await _next_result(receive)) is not None:
                     try:
                         yield result
-                    except GeneratorExit:
+                    except GeneratorExit:  # noqa: PERF203 - seen only at the yield
                         # Closed early. Returning (not re-raising) lets the task group exit
                         # cleanly once the finally below has cancelled the workers.
                         return
@@ -191,6 +170,42 @@ class BatchRun(AsyncIterator[BatchResult[T]], Generic[T, ItemT]):
                 # The input may be the caller's async generator: close it now, not at GC.
                 with anyio.CancelScope(shield=True):
                     await source.aclose()
+
+
+async def _pull(
+    source: AsyncGenerator[tuple[int, ItemT], None], lock: anyio.Lock | None
+) -> tuple[int, ItemT] | None:
+    if lock is None:
+        return await anext(source, None)
+    async with lock:
+        return await anext(source, None)
+
+
+async def _hand_over(results: MemoryObjectSendStream[T], result: T) -> bool:
+    """Pass a result to the reader; False if the reader has gone (the run is ending)."""
+    # The operation awaited already; a free slot needs no further checkpoint.
+    try:
+        try:
+            results.send_nowait(result)
+        except anyio.WouldBlock:
+            await results.send(result)
+    except anyio.BrokenResourceError:
+        return False
+    return True
+
+
+async def _next_result(receive: MemoryObjectReceiveStream[T]) -> T | None:
+    """The next finished result, or None once every worker is done."""
+    # Take what is ready without a trip through the event loop; wait only when nothing is.
+    try:
+        return receive.receive_nowait()
+    except anyio.WouldBlock:
+        try:
+            return await receive.receive()
+        except anyio.EndOfStream:
+            return None
+    except anyio.EndOfStream:
+        return None
 
 
 async def _numbered(
