@@ -32,6 +32,8 @@ _TOKEN_SHAPE = re.compile(r"[0-9a-f]{16}(?:[0-9a-f]{32})+")
 # Padding for every possible remainder, built once: generate() is a hot path.
 _PADDING = tuple(bytes([_BLOCK - size]) * (_BLOCK - size) for size in range(_BLOCK))
 _ZERO_BLOCK: Final = bytes(_BLOCK)
+# json.dumps's own default encoder, without the call that checks for options.
+_ASCII_JSON: Final = json.JSONEncoder(ensure_ascii=True)
 
 
 class ClientTokenCipher:
@@ -93,12 +95,12 @@ class ClientTokenCipher:
         padded = plaintext + _PADDING[len(plaintext) % _BLOCK]
         return iv.decode("ascii") + self._encrypt_padded(padded, iv).hex()
 
-    def _payload_head(self, normalized_arguments: Mapping[str, Any]) -> bytes:
+    def payload_head(self, normalized_arguments: Mapping[str, Any]) -> bytes:
         """The payload up to the nonce's digits; ASCII-only JSON, as json.dumps writes it."""
         if not normalized_arguments:
             return b"{" + self._payload_tail
         # ensure_ascii: every server-side decoder reads \\u escapes; not all read raw UTF-8.
-        arguments = json.dumps(normalized_arguments, ensure_ascii=True).encode("ascii")
+        arguments = _ASCII_JSON.encode(normalized_arguments).encode("ascii")
         return arguments[:-1] + b", " + self._payload_tail
 
     def _token(self, head: bytes, seconds: bytes, random: bytes) -> str:
@@ -107,19 +109,20 @@ class ClientTokenCipher:
         # The nonce: Unix seconds, then a random integer below 2**63 (as the official SDK).
         plaintext = b'%s%s%d"}' % (head, seconds, int.from_bytes(random[_IV_BYTES:], "big") >> 1)
         padded = plaintext + _PADDING[len(plaintext) % _BLOCK]
-        return iv + self._encrypt_padded(padded, iv.encode("ascii")).hex()
+        # _encrypt_padded, inlined: this is the per-token hot path.
+        with self._lock:
+            bridge = int.from_bytes(self._decryptor.update(iv.encode("ascii")), "big") ^ self._chain
+            ciphertext = self._encryptor.update(bridge.to_bytes(_BLOCK, "big") + padded)
+            self._chain = int.from_bytes(ciphertext[-_BLOCK:], "big")
+        return iv + ciphertext[_BLOCK:].hex()
 
     def generate(self, normalized_arguments: Mapping[str, Any]) -> str:
         """A fresh token for arguments already checked by ``normalize_arguments``."""
         return self._token(
-            self._payload_head(normalized_arguments),
+            self.payload_head(normalized_arguments),
             b"%d" % int(time.time()),
             os.urandom(_IV_BYTES + _NONCE_BYTES),
         )
-
-    def payload_head(self, normalized_arguments: Mapping[str, Any]) -> bytes:
-        """What ``generate_many`` takes per token: the payload up to the nonce's digits."""
-        return self._payload_head(normalized_arguments)
 
     def generate_many(self, heads: Iterable[bytes], count: int) -> list[str]:
         """``count`` tokens, one per payload head, with one system call for all the randomness."""

@@ -44,7 +44,7 @@ class Auth:
         with the application token and a fresh nonce, encrypted with the
         encryption key. Raises ``ConfigurationError`` if the client has no key.
         """
-        cipher = self._require_cipher()
+        cipher = self._cipher or self._require_cipher()
         return cipher.generate(normalize_arguments(arguments))
 
     def generate_many(
