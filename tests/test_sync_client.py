@@ -368,3 +368,43 @@ def test_ctrl_c_cancels_the_call_on_the_loop_and_the_client_keeps_working() -> N
         "next_call": "fast",
         "threads_left": ["MainThread"],
     }
+
+
+def test_close_from_the_portal_thread_is_refused(make_client: Callable[..., SyncZiggeo]) -> None:
+    refused: list[BaseException] = []
+    client: SyncZiggeo | None = None
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        assert client is not None
+        try:
+            client.close()
+        except BlockingCallError as error:
+            refused.append(error)
+        return httpx.Response(200, json={"token": "outer"})
+
+    client = make_client(handle)
+    client.authtokens.get("outer")
+    (error,) = refused
+    assert "wait for itself" in str(error)
+    assert not client.closed
+
+
+def test_a_call_racing_close_gets_client_closed_error(
+    make_client: Callable[..., SyncZiggeo],
+) -> None:
+    client = make_client()
+    async_client = client._portal.client()  # what a racing call holds before close() ran
+    client.close()
+    with pytest.raises(ClientClosedError):
+        client._portal.call(async_client.authtokens.get, "echo-1")
+
+
+def test_client_properties_come_from_the_config_without_a_portal(
+    make_client: Callable[..., SyncZiggeo],
+) -> None:
+    client = make_client()
+    assert client.app_token == "app-token"
+    assert client.base_url == "https://srv-api.ziggeo.com"
+    assert repr(client.authtokens) == "<SyncAuthTokens>"
+    assert "idle" in repr(client)
+    assert portal_threads() == []

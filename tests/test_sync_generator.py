@@ -375,3 +375,15 @@ def test_generator_stops_at_what_it_cannot_translate(
     monkeypatch.setitem(AsyncDummy.__annotations__, "numbers", resource)
     with pytest.raises(generate_sync.GenerationError, match=message):
         generate_sync.generate(AsyncDummy, tmp_path / "refused.py")
+
+
+def test_iterator_outliving_its_client_closes_quietly(dummy_module: ModuleType) -> None:
+    client = dummy_module.SyncDummy()
+    numbers = client.numbers.count(10)
+    assert next(numbers) == 0
+    assert "open" in repr(numbers)
+    client.close()
+    numbers.close()  # the loop, and the async iterator with it, are gone already
+    assert "done" in repr(numbers)
+    with pytest.raises(StopIteration):
+        next(numbers)
