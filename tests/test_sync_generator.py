@@ -322,6 +322,9 @@ def test_leaving_the_with_block_early_closes_the_async_iterator_on_the_loop(
         assert closed_on == []
     assert closed_on == [PORTAL_THREAD_NAME]
     assert list(numbers) == []  # closed: no more items
+    with dummy_client.numbers.squares(1000) as squares:  # an async generator this time
+        assert next(squares) == 0
+    assert list(squares) == []
 
 
 def test_dropping_the_sync_iterator_early_closes_the_async_one(dummy_client: Any) -> None:

@@ -14,7 +14,7 @@ import asyncio
 import sys
 import threading
 import warnings
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from concurrent import futures
 from concurrent.futures import Future
 from contextlib import ExitStack, suppress
@@ -69,23 +69,17 @@ def running_async_library() -> str | None:
     return None
 
 
-def _wait(future: Future[T]) -> T:
-    try:
-        return future.result()
-    except BaseException:
-        # KeyboardInterrupt (or any other interruption) while waiting: the call is still
-        # running on the loop. Cancelling the future cancels its task there.
-        future.cancel()
-        raise
-
-
 def _closed_error() -> ClientClosedError:
     return ClientClosedError("this sync client is closed; make a new client")
 
 
-async def _await(function: Callable[[], Awaitable[T]]) -> T:
-    # Called on the loop, so whatever ``function`` creates belongs to the loop.
-    return await function()
+async def _next(iterator: AsyncIterator[T]) -> T:
+    # Not every __anext__ is a coroutine (an async generator's is not): await it here.
+    return await iterator.__anext__()
+
+
+async def _close(iterator: AsyncIterator[Any]) -> None:
+    await iterator.aclose()  # type: ignore[attr-defined]  # checked by the caller
 
 
 class ClientPortal(Generic[ClientT]):
@@ -162,37 +156,59 @@ class ClientPortal(Generic[ClientT]):
                 self._client = client
             return self._client
 
-    def _submit(self, function: Callable[[], Awaitable[T]]) -> Future[T]:
+    def _submit(self, coroutine: Coroutine[Any, Any, T]) -> Future[T]:
         loop = self._loop
-        if loop is None:  # close() ran between client() and here
-            raise _closed_error()
-        coroutine = _await(function)
+        if loop is not None:  # else close() ran between client() and here
+            try:
+                future = asyncio.run_coroutine_threadsafe(coroutine, loop)
+            except RuntimeError:  # the loop has closed
+                pass
+            else:
+                self._in_flight.add(future)
+                return future
+        coroutine.close()
+        raise _closed_error()
+
+    def schedule(self, coroutine: Coroutine[Any, Any, object]) -> None:
+        """Run ``coroutine`` on the portal loop without waiting for it (for finalizers)."""
+        self._submit(coroutine).add_done_callback(self._in_flight.discard)
+
+    def _wait(self, future: Future[T]) -> T:
         try:
-            future = asyncio.run_coroutine_threadsafe(coroutine, loop)
-        except RuntimeError:  # the loop has closed
-            coroutine.close()
-            raise _closed_error() from None
-        self._in_flight.add(future)
-        future.add_done_callback(self._in_flight.discard)
-        return future
+            return future.result()
+        except BaseException:
+            # KeyboardInterrupt (or any other interruption) while waiting: the call is still
+            # running on the loop. Cancelling the future cancels its task there.
+            future.cancel()
+            raise
+        finally:
+            self._in_flight.discard(future)
 
-    def call(self, function: Callable[P, Awaitable[T]], /, *args: P.args, **kwargs: P.kwargs) -> T:
-        """Await ``function(*args, **kwargs)`` on the portal loop: one round trip.
+    def call(
+        self, function: Callable[P, Coroutine[Any, Any, T]], /, *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """Run ``function(*args, **kwargs)`` on the portal loop: one round trip.
 
-        An interruption while waiting (Ctrl-C) cancels the call on the loop, then propagates.
+        The coroutine object is made here and runs there. An interruption while
+        waiting (Ctrl-C) cancels the call on the loop, then propagates.
         """
-        return _wait(self._submit(partial(function, *args, **kwargs)))
+        return self._wait(self._submit(function(*args, **kwargs)))
 
     def iterate(
         self, function: Callable[P, AsyncIterator[T]], /, *args: P.args, **kwargs: P.kwargs
     ) -> PortalIterator[T]:
         """Call ``function`` on the portal loop and iterate the async iterator it returns."""
 
-        # Called on the loop too: the iterator may make loop-bound objects when created.
+        # Called on the loop: the iterator may make loop-bound objects when created.
         async def create() -> AsyncIterator[T]:
             return function(*args, **kwargs)
 
-        return PortalIterator(self, _wait(self._submit(create)))
+        return PortalIterator(self, self._wait(self._submit(create())))
+
+    def next_item(self, iterator: AsyncIterator[T]) -> T:
+        """The next item of an async iterator living on the portal loop."""
+        self.refuse_blocking_caller()
+        return self._wait(self._submit(_next(iterator)))
 
     def close(self) -> None:
         """Let calls in flight finish, close the async client, stop the loop, join the thread.
@@ -215,7 +231,7 @@ class ClientPortal(Generic[ClientT]):
                 shutdown.close()
             # A call that raced close() may have reached a loop that stopped before running it.
             for future in list(self._in_flight):
-                if future.set_running_or_notify_cancel():
+                if not future.done() and future.set_running_or_notify_cancel():
                     future.set_exception(_closed_error())
 
 
@@ -243,9 +259,8 @@ class PortalIterator(Iterator[T]):
     def __next__(self) -> T:
         if self._done:
             raise StopIteration
-        self._portal.refuse_blocking_caller()
         try:
-            return self._portal.call(self._async_iterator.__anext__)
+            return self._portal.next_item(self._async_iterator)
         except StopAsyncIteration:
             self._done = True
             raise StopIteration from None
@@ -255,11 +270,11 @@ class PortalIterator(Iterator[T]):
         if self._done:
             return
         self._done = True
-        aclose = getattr(self._async_iterator, "aclose", None)
-        if aclose is not None:
+        if hasattr(self._async_iterator, "aclose"):
+            self._portal.refuse_blocking_caller()
             # A closed client has already stopped the loop, and the iterator with it.
             with suppress(ClientClosedError):
-                self._portal.call(aclose)
+                self._portal.call(_close, self._async_iterator)
 
     def __enter__(self) -> PortalIterator[T]:
         return self
@@ -275,12 +290,11 @@ class PortalIterator(Iterator[T]):
     def __del__(self) -> None:
         if getattr(self, "_done", True):
             return
-        aclose = getattr(self._async_iterator, "aclose", None)
-        if aclose is not None:
+        if hasattr(self._async_iterator, "aclose"):
             # Schedule, never wait: a finalizer must not block. On the portal thread itself
             # (or after close) scheduling is refused, and the loop's shutdown cleans up.
             with suppress(ClientClosedError):
-                self._portal._submit(aclose)  # noqa: SLF001 - the iterator is part of the portal
+                self._portal.schedule(_close(self._async_iterator))
 
 
 class SyncClientBase(Generic[ClientT, ConfigT]):
