@@ -23,7 +23,7 @@ from ._errors import (
 )
 from ._models import AuthToken, Grant, Grants
 from ._retry import RetryPolicy
-from ._sync import SyncAuthTokens, SyncZiggeo
+from ._sync import SyncZiggeo
 from ._version import __version__
 
 __all__ = [
@@ -47,7 +47,6 @@ __all__ = [
     "PermissionDeniedError",
     "RateLimitError",
     "RetryPolicy",
-    "SyncAuthTokens",
     "SyncZiggeo",
     "UnprocessableEntityError",
     "ValidationError",
