@@ -10,7 +10,8 @@ the machine falls on all three alike:
   (an ``AsyncZiggeo`` of its own; only the awaits are timed);
 - sync: ``SyncZiggeo.authtokens.get(...)`` from this thread, through its portal;
 - hop: ``BlockingPortal.call`` of an empty coroutine on that same bare anyio portal;
-- for reference, the hop the facade makes (``asyncio.run_coroutine_threadsafe``), empty.
+- for reference, the floor of any hop into an asyncio loop from a thread
+  (``asyncio.run_coroutine_threadsafe`` of an empty coroutine).
 
 The facade's overhead is sync - async; the target is at most 1.1x the bare hop.
 Prints a markdown table of the medians over the rounds (each round itself the
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import sys
 import time
@@ -133,7 +135,9 @@ def main() -> None:
         return f"{seconds * 1e6:.1f} µs"
 
     python = sys.version.split()[0]
-    print(f"{options.rounds} rounds x {options.calls} calls, medians; Python {python}")
+    # Thread wake-ups dominate both hops: on a busy machine they are slow and vary.
+    load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
+    print(f"{options.rounds} rounds x {options.calls} calls, medians; Python {python}; load {load}")
     print()
     print("| measure | per call |")
     print("| --- | ---: |")

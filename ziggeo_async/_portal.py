@@ -82,6 +82,48 @@ async def _close(iterator: AsyncIterator[Any]) -> None:
     await iterator.aclose()  # type: ignore[attr-defined]  # checked by the caller
 
 
+def _start_task(
+    loop: asyncio.AbstractEventLoop, coroutine: Coroutine[Any, Any, T], future: Future[T]
+) -> None:
+    """On the loop: run ``coroutine`` as a task that reports to ``future``.
+
+    The future stays pending while the task runs, so the caller can cancel it; a done
+    callback then cancels the task, from the caller's thread.
+    """
+    if future.cancelled():
+        coroutine.close()
+        return
+    task = loop.create_task(_report(coroutine, future))
+    future.add_done_callback(partial(_cancel_task, loop, task))
+
+
+def _cancel_task(
+    loop: asyncio.AbstractEventLoop, task: asyncio.Task[None], done: Future[Any]
+) -> None:
+    if done.cancelled():
+        with suppress(RuntimeError):  # the loop has closed, and the task with it
+            loop.call_soon_threadsafe(task.cancel)
+
+
+async def _report(coroutine: Coroutine[Any, Any, T], future: Future[T]) -> None:
+    # The result goes to the caller from inside the task's last step: the caller wakes
+    # while the loop is about to go idle, not one loop iteration later.
+    try:
+        result = await coroutine
+    except asyncio.CancelledError:
+        if future.set_running_or_notify_cancel():  # cancelled by the loop's shutdown
+            future.set_exception(_closed_error())
+        raise
+    except BaseException as error:
+        if future.set_running_or_notify_cancel():
+            future.set_exception(error)
+        if not isinstance(error, Exception):
+            raise
+    else:
+        if future.set_running_or_notify_cancel():
+            future.set_result(result)
+
+
 class ClientPortal(Generic[ClientT]):
     """Runs one async client on its own event loop thread, started on first use.
 
@@ -89,8 +131,8 @@ class ClientPortal(Generic[ClientT]):
     the lifecycle (building the client, closing it). Calls do not use
     ``BlockingPortal.call``: it waits for the loop twice (to spawn a task, then for its
     result) and wraps each call in an anyio task group task and cancel scope. Each call
-    is one ``asyncio.run_coroutine_threadsafe`` instead: one round trip, and cancelling
-    its future cancels the task on the loop.
+    is one ``call_soon_threadsafe`` that starts a plain asyncio task instead: one round
+    trip, and cancelling its future cancels the task on the loop.
     """
 
     def __init__(self, build_client: Callable[[], ClientT], *, async_name: str) -> None:
@@ -157,10 +199,11 @@ class ClientPortal(Generic[ClientT]):
             return self._client
 
     def _submit(self, coroutine: Coroutine[Any, Any, T]) -> Future[T]:
+        future: Future[T] = Future()
         loop = self._loop
         if loop is not None:  # else close() ran between client() and here
             try:
-                future = asyncio.run_coroutine_threadsafe(coroutine, loop)
+                loop.call_soon_threadsafe(_start_task, loop, coroutine, future)
             except RuntimeError:  # the loop has closed
                 pass
             else:
