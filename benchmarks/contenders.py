@@ -171,6 +171,8 @@ def ours_portal(url: str) -> Callable[[Budget], set[str]]:
         return (await client.authtokens.create(**ITEM)).token
 
     def run(budget: Budget) -> set[str]:
+        # The portal lives as long as this closure: it holds the stack that owns it.
+        assert stack is not None
         return {portal.call(create) for _ in iter(budget.take, False)}  # noqa: FBT003
 
     return run
