@@ -34,7 +34,7 @@ ITEM: dict[str, Any] = {
     "session_limit": 1,
     "usage_expiration_time": 86400,
 }
-CONCURRENCY = 64
+CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "64"))
 THREADS = 16
 
 
@@ -141,10 +141,10 @@ def ours(url: str, *, keep_tokens: bool = True) -> Callable[[Budget], set[str]]:
     return lambda budget: asyncio.run(batch(budget))
 
 
-def ours_sync(url: str) -> Callable[[Budget], set[str]]:
-    from ziggeo_async import SyncZiggeo  # type: ignore[attr-defined]
+def ours_sync(url: str, backend: str = "httpx") -> Callable[[Budget], set[str]]:
+    from ziggeo_async import SyncZiggeo
 
-    client = SyncZiggeo(APP_TOKEN, PRIVATE_KEY, base_url=url)
+    client = SyncZiggeo(APP_TOKEN, PRIVATE_KEY, base_url=url, http_backend=backend)
 
     def run(budget: Budget) -> set[str]:
         create = client.authtokens.create
@@ -242,6 +242,7 @@ CONTENDERS: dict[str, Callable[[str], Callable[[Budget], set[str]]]] = {
     "ours": ours,
     "ours_memory": lambda url: ours(url, keep_tokens=False),
     "ours_sync": ours_sync,
+    "ours_sync_fast": lambda url: ours_sync(url, "aiohttp"),
     "ours_portal": ours_portal,
     "raw_httpx": raw_httpx,
     "bare_aiohttp": bare_aiohttp,
