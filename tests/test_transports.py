@@ -7,6 +7,7 @@ import socket
 import sys
 import threading
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -17,7 +18,11 @@ from ziggeo_async._pipeline import classify_transport_error
 from ziggeo_async._retry import Failure
 
 aiohttp = pytest.importorskip("aiohttp")
-from ziggeo_async._transports import AiohttpTransport  # noqa: E402 - needs aiohttp
+from ziggeo_async._transports import (  # noqa: E402 - needs aiohttp
+    AiohttpTransport,
+    _FailedAfterSending,
+    _mapped,
+)
 
 TOKEN_BODY = b'{"token":"t0123456789abcdef","session_limit":1}'
 
@@ -269,3 +274,45 @@ def test_http_backend_is_checked_when_the_client_is_made(monkeypatch: pytest.Mon
     monkeypatch.setitem(sys.modules, "aiohttp", None)
     with pytest.raises(ConfigurationError, match=r"ziggeo-async\[fast\]"):
         AsyncZiggeo("app", "secret", http_backend="aiohttp")
+
+
+def _request_info() -> Any:
+    import yarl
+    from multidict import CIMultiDict, CIMultiDictProxy
+
+    url = yarl.URL("http://127.0.0.1/v1/authtokens/")
+    return aiohttp.RequestInfo(url, "POST", CIMultiDictProxy(CIMultiDict()), url)
+
+
+def _connector_error() -> Exception:
+    from aiohttp.client_reqrep import ConnectionKey
+
+    key = ConnectionKey("127.0.0.1", 1, False, True, None, None, None)
+    return aiohttp.ClientConnectorError(key, ConnectionRefusedError(111, "refused"))
+
+
+@pytest.mark.parametrize(
+    ("make_error", "expected", "failure"),
+    [
+        (_connector_error, httpx.ConnectError, Failure.NOT_SENT),
+        (aiohttp.ConnectionTimeoutError, httpx.ConnectTimeout, Failure.NOT_SENT),
+        (aiohttp.SocketTimeoutError, httpx.ReadTimeout, Failure.MAYBE_SENT),
+        (aiohttp.ServerDisconnectedError, httpx.RemoteProtocolError, Failure.MAYBE_SENT),
+        (lambda: aiohttp.ClientPayloadError("cut"), httpx.RemoteProtocolError, Failure.MAYBE_SENT),
+        (
+            lambda: aiohttp.ClientResponseError(_request_info(), ()),
+            httpx.RemoteProtocolError,
+            Failure.MAYBE_SENT,
+        ),
+        (lambda: _FailedAfterSending(aiohttp.ClientOSError()), httpx.ReadError, Failure.MAYBE_SENT),
+        (lambda: aiohttp.InvalidURL("nope"), httpx.UnsupportedProtocol, Failure.PERMANENT),
+    ],
+)
+def test_every_aiohttp_failure_maps_to_what_it_says_about_sending(
+    make_error: Any, expected: type[httpx.TransportError], failure: Failure
+) -> None:
+    request = httpx.Request("POST", "http://127.0.0.1/v1/authtokens/")
+    mapped = _mapped(make_error(), request)
+    assert type(mapped) is expected
+    assert mapped.request is request
+    assert classify_transport_error(mapped) is failure
