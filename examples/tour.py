@@ -45,9 +45,12 @@ def stand_in_for_ziggeo() -> httpx.MockTransport:
 
 async def main() -> None:
     http_client = httpx.AsyncClient(transport=stand_in_for_ziggeo())
-    async with http_client, AsyncZiggeo(
-        "tour-app-token", "tour-private-key", "tour-encryption-key", http_client=http_client
-    ) as ziggeo:
+    async with (
+        http_client,
+        AsyncZiggeo(
+            "tour-app-token", "tour-private-key", "tour-encryption-key", http_client=http_client
+        ) as ziggeo,
+    ):
         created = await ziggeo.authtokens.create(
             grants=Grants(read=Grant(resources=["video-1"])),
             session_limit=1,

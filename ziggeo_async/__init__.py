@@ -22,6 +22,7 @@ from ._errors import (
 )
 from ._models import AuthToken, Grant, Grants
 from ._retry import RetryPolicy
+from ._tokens import WeakEncryptionKeyWarning
 from ._version import __version__
 
 __all__ = [
@@ -46,6 +47,7 @@ __all__ = [
     "RetryPolicy",
     "UnprocessableEntityError",
     "ValidationError",
+    "WeakEncryptionKeyWarning",
     "ZiggeoError",
     "__version__",
 ]

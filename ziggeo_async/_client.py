@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import sys
+import warnings
 from types import TracebackType
 from typing import Final
 
@@ -12,7 +13,7 @@ import httpx
 from ._errors import ClientClosedError, ConfigurationError
 from ._pipeline import RequestPipeline
 from ._retry import RetryPolicy
-from ._tokens import ClientTokenCipher
+from ._tokens import MIN_ENCRYPTION_KEY_CHARS, ClientTokenCipher, WeakEncryptionKeyWarning
 from ._version import __version__
 from .resources import AsyncAuthTokens, Auth
 
@@ -97,6 +98,14 @@ class AsyncZiggeo:
         _check_credential("private_key", private_key)
         if encryption_key is not None and not isinstance(encryption_key, str):
             raise ConfigurationError("encryption_key must be a string or None")
+        if encryption_key is not None and len(encryption_key) < MIN_ENCRYPTION_KEY_CHARS:
+            warnings.warn(
+                f"encryption_key has {len(encryption_key)} characters; client auth tokens are "
+                f"only as strong as an unsalted MD5 of it, so use at least "
+                f"{MIN_ENCRYPTION_KEY_CHARS} random characters",
+                WeakEncryptionKeyWarning,
+                stacklevel=2,
+            )
         if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
             raise ConfigurationError("max_retries must be an int >= 0")
         if http_client is not None and not isinstance(http_client, httpx.AsyncClient):
