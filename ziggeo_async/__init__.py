@@ -1,5 +1,7 @@
 """ziggeo-async: an async-first, typed SDK for Ziggeo auth tokens."""
 
+from ._arguments import TokenArguments
+from ._batch import BatchResult, BatchRun
 from ._client import AsyncZiggeo
 from ._errors import (
     APIConnectionError,
@@ -35,6 +37,8 @@ __all__ = [
     "AuthToken",
     "AuthenticationError",
     "BadRequestError",
+    "BatchResult",
+    "BatchRun",
     "ClientClosedError",
     "ConfigurationError",
     "ConflictError",
@@ -45,6 +49,7 @@ __all__ = [
     "PermissionDeniedError",
     "RateLimitError",
     "RetryPolicy",
+    "TokenArguments",
     "UnprocessableEntityError",
     "ValidationError",
     "WeakEncryptionKeyWarning",

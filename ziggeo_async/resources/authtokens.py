@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, NoReturn
+from collections.abc import AsyncIterable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
 
-from .._arguments import GrantsInput, encode_form, normalize_arguments, path_segment
+from .._arguments import TokenArguments, encode_form, normalize_arguments, path_segment
+from .._batch import BatchRun
 from .._errors import ValidationError
 from .._retry import Operation
 
 if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
     from .._models import AuthToken
     from .._pipeline import RequestPipeline
 
-__all__ = ["AsyncAuthTokens"]
+__all__ = ["DEFAULT_CONCURRENCY", "AsyncAuthTokens"]
+
+#: Requests a batch keeps in flight unless told otherwise.
+DEFAULT_CONCURRENCY = 32
 
 
 class AsyncAuthTokens:
@@ -34,32 +40,17 @@ class AsyncAuthTokens:
     async def create(
         self,
         *,
-        volatile: bool | None = None,
-        hidden: bool | None = None,
-        expiration_date: int | datetime | None = None,
-        usage_expiration_time: int | timedelta | None = None,
-        session_limit: int | None = None,
-        grants: GrantsInput | None = None,
         timeout: float | None = None,
-        **unknown: NoReturn,
+        **arguments: Unpack[TokenArguments],
     ) -> AuthToken:
         """Create an auth token and return it as Ziggeo stored it.
 
         Never retried once it may have reached Ziggeo, so it cannot issue a duplicate.
         """
-        form = encode_form(
-            normalize_arguments(
-                {
-                    "volatile": volatile,
-                    "hidden": hidden,
-                    "expiration_date": expiration_date,
-                    "usage_expiration_time": usage_expiration_time,
-                    "session_limit": session_limit,
-                    "grants": grants,
-                    **unknown,
-                }
-            )
-        )
+        return await self._create(arguments, timeout)
+
+    async def _create(self, arguments: Mapping[str, object], timeout: float | None) -> AuthToken:
+        form = encode_form(normalize_arguments(arguments))
         return await self._pipeline.send_for_token(Operation.CREATE, form=form, timeout=timeout)
 
     async def get(self, token: str, *, timeout: float | None = None) -> AuthToken:
@@ -71,28 +62,12 @@ class AsyncAuthTokens:
         self,
         token_or_key: str,
         *,
-        volatile: bool | None = None,
-        hidden: bool | None = None,
-        expiration_date: int | datetime | None = None,
-        usage_expiration_time: int | timedelta | None = None,
-        session_limit: int | None = None,
-        grants: GrantsInput | None = None,
         timeout: float | None = None,
-        **unknown: NoReturn,
+        **arguments: Unpack[TokenArguments],
     ) -> AuthToken:
         """Change the given arguments of an auth token; return it as Ziggeo stored it."""
         segment = path_segment("token_or_key", token_or_key)
-        normalized = normalize_arguments(
-            {
-                "volatile": volatile,
-                "hidden": hidden,
-                "expiration_date": expiration_date,
-                "usage_expiration_time": usage_expiration_time,
-                "session_limit": session_limit,
-                "grants": grants,
-                **unknown,
-            }
-        )
+        normalized = normalize_arguments(arguments)
         if not normalized:
             raise ValidationError("arguments", "update needs at least one argument to change")
         return await self._pipeline.send_for_token(
@@ -110,3 +85,60 @@ class AsyncAuthTokens:
     async def destroy(self, token_or_key: str, *, timeout: float | None = None) -> None:
         """Alias of ``delete``, under the name the Node SDK uses."""
         await self.delete(token_or_key, timeout=timeout)
+
+    def create_many(
+        self,
+        items: Iterable[Mapping[str, Any]] | AsyncIterable[Mapping[str, Any]],
+        *,
+        concurrency: int = DEFAULT_CONCURRENCY,
+        max_per_second: float | None = None,
+        timeout: float | None = None,
+    ) -> BatchRun[AuthToken, Mapping[str, Any]]:
+        """Create one auth token per item (a mapping of ``create``'s arguments).
+
+        Yields a ``BatchResult`` per item as it completes; a bad item or a failed
+        request becomes a result with its error and the batch goes on. At most
+        ``concurrency`` requests are in flight, started at most ``max_per_second``
+        a second. Use it as ``async with ... as results: async for result in results``.
+        """
+
+        async def create_item(index: int, item: Mapping[str, Any]) -> AuthToken:
+            if not isinstance(item, Mapping):
+                raise ValidationError(
+                    f"items[{index}]", f"expected a mapping of create arguments, got {item!r:.40}"
+                )
+            return await self._create(item, timeout)
+
+        return BatchRun(items, create_item, concurrency=concurrency, max_per_second=max_per_second)
+
+    def get_many(
+        self,
+        tokens: Iterable[str] | AsyncIterable[str],
+        *,
+        concurrency: int = DEFAULT_CONCURRENCY,
+        max_per_second: float | None = None,
+        timeout: float | None = None,
+    ) -> BatchRun[AuthToken, str]:
+        """``get`` each token; results as for ``create_many``."""
+
+        async def get_item(_index: int, token: str) -> AuthToken:
+            return await self.get(token, timeout=timeout)
+
+        return BatchRun(tokens, get_item, concurrency=concurrency, max_per_second=max_per_second)
+
+    def delete_many(
+        self,
+        tokens_or_keys: Iterable[str] | AsyncIterable[str],
+        *,
+        concurrency: int = DEFAULT_CONCURRENCY,
+        max_per_second: float | None = None,
+        timeout: float | None = None,
+    ) -> BatchRun[None, str]:
+        """``delete`` each token or key; results as for ``create_many`` (value ``None``)."""
+
+        async def delete_item(_index: int, token_or_key: str) -> None:
+            await self.delete(token_or_key, timeout=timeout)
+
+        return BatchRun(
+            tokens_or_keys, delete_item, concurrency=concurrency, max_per_second=max_per_second
+        )

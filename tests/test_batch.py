@@ -1,0 +1,286 @@
+from __future__ import annotations
+
+import itertools
+import json
+import tracemalloc
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+from urllib.parse import parse_qsl
+
+import anyio
+import anyio.lowlevel
+import httpx
+import pytest
+
+from ziggeo_async import (
+    AsyncZiggeo,
+    AuthToken,
+    BatchResult,
+    InternalServerError,
+    NotFoundError,
+    ValidationError,
+)
+
+
+class StandIn:
+    """A minimal auth-token server on an httpx transport that counts what is in flight."""
+
+    def __init__(
+        self,
+        *,
+        latency: float = 0.0,
+        fail_session_limits: frozenset[int] = frozenset(),
+        fast_session_limits: frozenset[int] = frozenset(),
+    ):
+        self.latency = latency
+        self.fast_session_limits = fast_session_limits
+        self.fail_session_limits = fail_session_limits
+        self.tokens: dict[str, dict[str, Any]] = {}
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.started_at: list[float] | None = None
+        self.cancelled = 0
+        self._ids = itertools.count()
+
+    async def handle(self, request: httpx.Request) -> httpx.Response:
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        if self.started_at is not None:
+            self.started_at.append(anyio.current_time())
+        try:
+            fields = dict(parse_qsl(request.content.decode()))
+            if (
+                self.latency
+                and int(fields.get("session_limit", -1)) not in self.fast_session_limits
+            ):
+                await anyio.sleep(self.latency)
+            return self._respond(request)
+        except anyio.get_cancelled_exc_class():
+            self.cancelled += 1
+            raise
+        finally:
+            self.in_flight -= 1
+
+    def _respond(self, request: httpx.Request) -> httpx.Response:
+        token_id = request.url.path.removeprefix("/v1/authtokens/")
+        if request.method == "POST" and not token_id:
+            fields: dict[str, Any] = dict(parse_qsl(request.content.decode()))
+            if int(fields.get("session_limit", -1)) in self.fail_session_limits:
+                return httpx.Response(500, text="boom")
+            token_id = f"t{next(self._ids)}"
+            self.tokens[token_id] = {"token": token_id, **fields}
+            return httpx.Response(201, json=self.tokens[token_id])
+        if token_id not in self.tokens:
+            return httpx.Response(404, text="not found")
+        if request.method == "DELETE":
+            del self.tokens[token_id]
+            return httpx.Response(200, json={})
+        return httpx.Response(200, json=self.tokens[token_id])
+
+    def client(self) -> AsyncZiggeo:
+        transport = httpx.MockTransport(self.handle)
+        return AsyncZiggeo("app", "key", http_client=httpx.AsyncClient(transport=transport))
+
+
+def session_limits(results: list[BatchResult[AuthToken]]) -> list[int]:
+    return sorted(r.value.session_limit for r in results if r.value and r.value.session_limit)
+
+
+@pytest.mark.anyio
+async def test_ten_thousand_creates_each_accounted_for_exactly_once() -> None:
+    server = StandIn()
+    items = ({"session_limit": number} for number in range(1, 10_001))
+    async with server.client() as client:
+        results = [r async for r in client.authtokens.create_many(items, concurrency=64)]
+    assert sorted(r.index for r in results) == list(range(10_000))
+    assert all(r.ok for r in results)
+    # Each result carries the token made from its own item.
+    assert all(r.value is not None and r.value.session_limit == r.index + 1 for r in results)
+    assert len(server.tokens) == 10_000
+
+
+@pytest.mark.anyio
+async def test_concurrency_bounds_requests_in_flight() -> None:
+    server = StandIn(latency=0.005)
+    async with server.client() as client:
+        results = [r async for r in client.authtokens.create_many([{}] * 60, concurrency=7)]
+    assert len(results) == 60
+    assert server.max_in_flight == 7
+
+
+@pytest.mark.anyio
+async def test_bad_items_and_failed_requests_do_not_stop_the_batch() -> None:
+    server = StandIn(fail_session_limits=frozenset({3}))
+    items: list[Any] = [
+        {"session_limit": 1},
+        {"session_limit": -1},
+        "not a mapping",
+        {"session_limit": 3},
+        {"colour": "red"},
+        {"session_limit": 5},
+    ]
+    async with server.client() as client:
+        results = {r.index: r async for r in client.authtokens.create_many(items)}
+    assert sorted(results) == list(range(6))
+    assert [i for i, r in sorted(results.items()) if r.ok] == [0, 5]
+    errors = {i: r.error for i, r in results.items()}
+    assert isinstance(errors[1], ValidationError)
+    assert errors[1].argument == "session_limit"
+    assert isinstance(errors[2], ValidationError)
+    assert errors[2].argument == "items[2]"
+    assert isinstance(errors[3], InternalServerError)
+    assert isinstance(errors[4], ValidationError)
+    assert errors[4].argument == "colour"
+    assert len(server.tokens) == 2
+
+
+@pytest.mark.anyio
+async def test_input_is_pulled_lazily_and_breaking_early_stops_pulling() -> None:
+    pulled = 0
+
+    def endless() -> Iterator[dict[str, int]]:
+        nonlocal pulled
+        for number in itertools.count(1):
+            pulled += 1
+            yield {"session_limit": number}
+
+    server = StandIn(latency=0.001)
+    concurrency = 8
+    async with server.client() as client:
+        seen = 0
+        async with client.authtokens.create_many(endless(), concurrency=concurrency) as results:
+            async for _ in results:
+                seen += 1
+                if seen == 100:
+                    break
+        pulled_at_break = pulled
+        await anyio.sleep(0.02)
+    # In flight plus finished-but-unread results: never more than two windows ahead.
+    assert pulled_at_break <= 100 + 2 * concurrency
+    assert pulled == pulled_at_break
+
+
+@pytest.mark.anyio
+async def test_async_iterable_input() -> None:
+    async def items() -> AsyncIterator[dict[str, int]]:
+        for number in range(1, 51):
+            await anyio.lowlevel.checkpoint()
+            yield {"session_limit": number}
+
+    server = StandIn()
+    async with server.client() as client:
+        results = [r async for r in client.authtokens.create_many(items(), concurrency=4)]
+    assert session_limits(results) == list(range(1, 51))
+
+
+@pytest.mark.anyio
+async def test_leaving_the_block_cancels_requests_in_flight() -> None:
+    server = StandIn(latency=10, fast_session_limits=frozenset({1}))
+    items = [{"session_limit": number} for number in range(1, 21)]
+    async with server.client() as client:
+        with anyio.fail_after(5):
+            async with client.authtokens.create_many(items, concurrency=5) as results:
+                first = await anext(results)
+                assert first.index == 0
+                while server.in_flight < 5:
+                    await anyio.sleep(0.001)
+        assert server.in_flight == 0
+        assert server.cancelled == 5
+
+
+@pytest.mark.anyio
+async def test_cancelling_the_consumer_cancels_requests_in_flight() -> None:
+    server = StandIn(latency=10)
+    async with server.client() as client:
+        with anyio.move_on_after(0.05) as scope:
+            async with client.authtokens.create_many([{}] * 20, concurrency=5) as results:
+                async for _ in results:
+                    pass
+        assert scope.cancelled_caught
+        assert server.in_flight == 0
+        assert server.cancelled == 5
+
+
+@pytest.mark.anyio
+async def test_max_per_second_spaces_request_starts() -> None:
+    server = StandIn()
+    server.started_at = []
+    rate = 100.0
+    async with server.client() as client:
+        results = [
+            r
+            async for r in client.authtokens.create_many(
+                [{}] * 6, concurrency=6, max_per_second=rate
+            )
+        ]
+    assert len(results) == 6
+    starts = sorted(server.started_at)
+    assert len(starts) == 6
+    # The k-th start comes no sooner than k intervals after the first: no burst above the
+    # rate. Lower bounds only; a busy machine can make the run slower, never faster.
+    assert all(start - starts[0] >= k * 0.95 / rate for k, start in enumerate(starts)), starts
+
+
+@pytest.mark.anyio
+async def test_get_many_and_delete_many_report_missing_tokens() -> None:
+    server = StandIn()
+    async with server.client() as client:
+        created = [r.value async for r in client.authtokens.create_many([{}] * 3)]
+        tokens = [token.token for token in created if token] + ["missing"]
+        got = {r.index: r async for r in client.authtokens.get_many(tokens)}
+        deleted = {r.index: r async for r in client.authtokens.delete_many(iter(tokens))}
+    assert [got[i].ok for i in range(4)] == [True, True, True, False]
+    assert isinstance(got[3].error, NotFoundError)
+    assert {got[i].value.token for i in range(3) if got[i].value} == set(tokens[:3])
+    assert [deleted[i].ok for i in range(4)] == [True, True, True, False]
+    assert deleted[0].value is None
+    assert server.tokens == {}
+
+
+@pytest.mark.parametrize(
+    ("options", "argument"),
+    [
+        ({"concurrency": 0}, "concurrency"),
+        ({"concurrency": True}, "concurrency"),
+        ({"concurrency": 2.0}, "concurrency"),
+        ({"max_per_second": 0}, "max_per_second"),
+        ({"max_per_second": -1.0}, "max_per_second"),
+        ({"max_per_second": float("inf")}, "max_per_second"),
+        ({"max_per_second": "5"}, "max_per_second"),
+    ],
+)
+def test_bad_batch_options_are_refused_when_the_batch_is_made(
+    options: dict[str, Any], argument: str
+) -> None:
+    client = AsyncZiggeo("app", "key")
+    with pytest.raises(ValidationError) as caught:
+        client.authtokens.create_many([], **options)
+    assert caught.value.argument == argument
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+@pytest.mark.anyio
+async def test_peak_memory_does_not_grow_with_the_item_count() -> None:
+    async def peak_for(count: int) -> int:
+        server = StandIn()
+        items = ({"session_limit": 1} for _ in range(count))
+        tracemalloc.start()
+        try:
+            async with server.client() as client:
+                done = 0
+                async for result in client.authtokens.create_many(items, concurrency=16):
+                    server.tokens.clear()  # the stand-in's own store is not under test
+                    done += result.ok
+            assert done == count
+            return tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+
+    small, large = await peak_for(500), await peak_for(5_000)
+    assert large < small * 1.5, (small, large)
+
+
+def test_results_render_as_json_friendly_values() -> None:
+    result: BatchResult[None] = BatchResult(3, error=ValidationError("token", "empty"))
+    assert not result.ok
+    assert json.dumps({"index": result.index, "error": str(result.error)})
