@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import logging
 import time
@@ -61,10 +63,28 @@ def display_path(segment: str | None) -> str:
     return f"{COLLECTION_PATH}…{segment[-4:]}"
 
 
+def credential_texts(authorization: str) -> tuple[str, ...]:
+    """What a server could echo back of a Basic ``authorization``: its base64, its password."""
+    encoded = authorization.partition(" ")[2]
+    try:
+        password = base64.b64decode(encoded, validate=True).decode().partition(":")[2]
+    except (binascii.Error, UnicodeDecodeError):
+        password = ""
+    return tuple(text for text in (encoded, password) if text)
+
+
 class RequestPipeline:
     """Sends one operation with the client's credentials, timeout and retry policy."""
 
-    __slots__ = ("_base_url", "_form_headers", "_headers", "_http_client", "_policy", "_timeout")
+    __slots__ = (
+        "_base_url",
+        "_credential_texts",
+        "_form_headers",
+        "_headers",
+        "_http_client",
+        "_policy",
+        "_timeout",
+    )
 
     def __init__(
         self,
@@ -83,6 +103,7 @@ class RequestPipeline:
             "User-Agent": user_agent,
         }
         self._form_headers = {**self._headers, "Content-Type": _FORM_CONTENT_TYPE}
+        self._credential_texts = credential_texts(authorization)
         self._timeout = timeout
         self._policy = policy
         self._http_client = http_client
@@ -158,7 +179,7 @@ class RequestPipeline:
                 if decision.verdict is Verdict.SUCCEED:
                     return response
                 if decision.verdict is Verdict.FAIL:
-                    body = response.text
+                    body = self._body_without_credentials(response)
                     raise error_class_for_status(status)(
                         status_error_message(method, path, status, body),
                         method=method,
@@ -168,6 +189,15 @@ class RequestPipeline:
                         response=response,
                     )
             await anyio.sleep(decision.delay)
+
+    def _body_without_credentials(self, response: httpx.Response) -> str:
+        """The body as text, with the credentials cut out: a debugging proxy or a
+        misconfigured server may echo the request headers into an error page, and the
+        body ends up in the exception's message."""
+        body = response.text
+        for text in self._credential_texts:
+            body = body.replace(text, "[credentials removed]")
+        return body
 
     async def send_for_token(
         self,
@@ -192,7 +222,7 @@ class RequestPipeline:
                 method=method,
                 path=path,
                 status_code=response.status_code,
-                body=response.text,
+                body=self._body_without_credentials(response),
             ) from None
 
 
