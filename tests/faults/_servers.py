@@ -226,6 +226,16 @@ def drip(*, gap: float, stall_after: int | None = None) -> Action:
     return action
 
 
+def delayed(action: Action, seconds: Callable[[], float]) -> Action:
+    """``action`` after a pause of ``seconds()``: a server with latency."""
+
+    async def wrapped(conn: Connection, request: Request) -> bool:
+        await anyio.sleep(seconds())
+        return await action(conn, request)
+
+    return wrapped
+
+
 def redirect(location: str) -> Action:
     return status(302, b"", headers=[("Location", location)])
 
@@ -265,8 +275,9 @@ async def _read_request(stream: anyio.abc.SocketStream, buffer: bytearray) -> Re
 class ScriptedServer:
     """Answers requests with its script's actions in order, then with ``respond``."""
 
-    def __init__(self, host: str, script: Iterable[Action] = ()) -> None:
+    def __init__(self, host: str, script: Iterable[Action] = (), default: Action = respond) -> None:
         self.host = host
+        self.default = default
         self.port = 0
         self.store = TokenStore()
         self.requests: list[Request] = []
@@ -289,7 +300,7 @@ class ScriptedServer:
         try:
             while (request := await _read_request(stream, buffer)) is not None:
                 self.requests.append(request)
-                action = self._script.pop(0) if self._script else respond
+                action = self._script.pop(0) if self._script else self.default
                 if not await action(Connection(stream, self.store), request):
                     break
         except _GONE:
@@ -323,9 +334,9 @@ class ServerGroup:
         self._sockets: list[socket.socket] = []
 
     async def start(
-        self, script: Iterable[Action] = (), *, host: str = "127.0.0.1"
+        self, script: Iterable[Action] = (), *, host: str = "127.0.0.1", default: Action = respond
     ) -> ScriptedServer:
-        server = ScriptedServer(host, script)
+        server = ScriptedServer(host, script, default)
         listener = await anyio.create_tcp_listener(local_host=host, local_port=0)
         server.port = listener.extra(anyio.abc.SocketAttribute.local_port)
         self._task_group.start_soon(_serve_until_cancelled, listener, server)
