@@ -86,6 +86,7 @@ class Ledger:
     duplicated: int = 0
     leaked: int = 0
     canary_hits: int = 0
+    cancellations: int = 0
     exceptions_checked: int = 0
     log_records_checked: int = 0
 

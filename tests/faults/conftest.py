@@ -71,7 +71,8 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     terminalreporter.write_line(
         f"{len(LEDGER.scenarios)} scenarios, {sum(LEDGER.runs.values())} runs ({runs}); "
         f"tokens lost {LEDGER.lost}, duplicated {LEDGER.duplicated}; "
-        f"connections leaked {LEDGER.leaked}; canary hits {LEDGER.canary_hits} "
+        f"connections leaked {LEDGER.leaked}; calls cancelled {LEDGER.cancellations}; "
+        f"canary hits {LEDGER.canary_hits} "
         f"(checked {LEDGER.exceptions_checked} exceptions, "
         f"{LEDGER.log_records_checked} log records)"
     )

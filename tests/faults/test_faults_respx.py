@@ -109,7 +109,7 @@ SCENARIOS = [
         Expected(None, attempts=3, delays=(B1, B2), created=1),
     ),
     RespxScenario(
-        "read timeout after effect: create not retried, one token",
+        "ReadTimeout raised after effect: create not retried, one token",
         "create",
         (fail(httpx.ReadTimeout, effect=True),),
         Expected(APITimeoutError, attempts=1, created=1),
