@@ -192,7 +192,10 @@ class RequestPipeline:
         """The body as text, with the credentials cut out: a debugging proxy or a
         misconfigured server may echo the request headers into an error page, and the
         body ends up in the exception's message."""
-        body = response.text
+        try:
+            body = response.text
+        except (UnicodeError, LookupError):  # e.g. "charset=utf-16" on a body with no BOM
+            body = response.content.decode("utf-8", errors="replace")
         for text in self._credential_texts:
             body = body.replace(text, "[credentials removed]")
         return body
