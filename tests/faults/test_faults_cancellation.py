@@ -86,7 +86,10 @@ async def test_a_thousand_random_cancellations_leave_the_one_connection_usable(
     cancelled = completed = creates = 0
     returned: list[str] = []
     while cancelled < CANCELLATIONS:
-        with anyio.move_on_after(rng.uniform(0, 0.0015)) as scope:
+        # Mostly a deadline inside the call's few milliseconds; now and then a long one,
+        # so some calls finish whatever the machine's load.
+        deadline = rng.uniform(0, 0.0015) if rng.random() < 0.9 else 0.1
+        with anyio.move_on_after(deadline) as scope:
             if rng.random() < 0.5:
                 creates += 1
                 token = await client.authtokens.create(session_limit=creates)
