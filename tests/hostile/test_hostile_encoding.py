@@ -131,4 +131,6 @@ async def test_any_argument_is_accepted_and_round_trips_or_is_refused_by_name(
             for name in arguments
         ), refused.argument
         return
-    assert _decode_form(bodies[0].decode("ascii")) == normalize_arguments(arguments)
+    # `timeout` is the call's own keyword, not a token argument: it is never sent.
+    sent = {name: value for name, value in arguments.items() if name != "timeout"}
+    assert _decode_form(bodies[0].decode("ascii")) == normalize_arguments(sent)
