@@ -274,3 +274,23 @@ async def test_emulator_create_many_under_faults_accounts_for_every_item(
     assert len(fake.tokens) == len(given) + 2
     LEDGER.runs[anyio_backend] += 1
     LEDGER.scenarios.add("emulator: create_many of 200 under drops, 503s and a 500")
+
+
+async def test_tampered_and_foreign_client_tokens_are_refused_without_the_key(
+    canary: Canary, anyio_backend: str
+) -> None:
+    """The encryption key is the secret here: refusals must not show it, or the AES key."""
+    fake = FakeZiggeo(APP_TOKEN, PRIVATE_KEY, ENCRYPTION_KEY)
+    client, _policy = make_client(canary, "https://fake.ziggeo.test")
+    token = client.auth.generate(session_limit=1, grants={"read": {"all": True}})
+    assert fake.verify_client_token(token)["session_limit"] == 1
+    flipped = token[:-1] + ("0" if token[-1] != "0" else "1")  # breaks the padding
+    for hostile in (flipped, token[:-32], "0" * 48, "not a token", token + "00"):
+        outcome = await outcome_of(canary, _decode(client, hostile))
+        assert outcome.error is not None
+        assert type(outcome.error).__name__ == "ValidationError"
+    await client.aclose()
+
+
+async def _decode(client: AsyncZiggeo, token: str) -> dict[str, Any]:
+    return client.auth.decode(token)
