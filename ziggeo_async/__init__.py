@@ -1,5 +1,6 @@
 """ziggeo-async: an async-first, typed SDK for Ziggeo auth tokens."""
 
+from ._arguments import TokenArguments
 from ._batch import BatchResult, BatchRun
 from ._client import AsyncZiggeo
 from ._errors import (
@@ -47,6 +48,7 @@ __all__ = [
     "PermissionDeniedError",
     "RateLimitError",
     "RetryPolicy",
+    "TokenArguments",
     "UnprocessableEntityError",
     "ValidationError",
     "ZiggeoError",

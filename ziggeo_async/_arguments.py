@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypedDict
 from urllib.parse import quote, urlencode
 
 from ._errors import ValidationError
@@ -20,6 +20,7 @@ from ._models import GRANT_NAMES, Grant, Grants
 __all__ = [
     "ARGUMENT_NAMES",
     "GrantsInput",
+    "TokenArguments",
     "encode_form",
     "normalize_arguments",
     "path_segment",
@@ -38,6 +39,26 @@ _GRANT_FIELDS = ("resources", "session_owned", "all")
 
 #: What ``grants=`` accepts: the typed models, or the same shape as plain dicts.
 GrantsInput = Grants | Mapping[str, Grant | Mapping[str, Any]]
+
+
+class TokenArguments(TypedDict, total=False):
+    """The arguments of create, update and generate; every one is optional.
+
+    ``None`` is accepted at run time as "not given".
+    """
+
+    #: Deleted automatically if it remains empty.
+    volatile: bool
+    #: A hidden token cannot be used directly.
+    hidden: bool
+    #: When the token expires: Unix seconds, or an aware ``datetime``.
+    expiration_date: int | datetime
+    #: Expiration time per session: seconds, or a ``timedelta`` (fractions dropped).
+    usage_expiration_time: int | timedelta
+    #: Maximal number of sessions (one opens on each page load or refresh).
+    session_limit: int
+    #: The permissions granted: ``Grants``, or the same shape as plain dicts.
+    grants: GrantsInput
 
 
 def _type_name(value: object) -> str:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any
 
-from .._arguments import GrantsInput, normalize_arguments
+from .._arguments import TokenArguments, normalize_arguments
 from .._errors import ConfigurationError
 from .._tokens import ClientTokenCipher
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 __all__ = ["Auth"]
 
@@ -33,17 +35,7 @@ class Auth:
             )
         return self._cipher
 
-    def generate(
-        self,
-        *,
-        volatile: bool | None = None,
-        hidden: bool | None = None,
-        expiration_date: int | datetime | None = None,
-        usage_expiration_time: int | timedelta | None = None,
-        session_limit: int | None = None,
-        grants: GrantsInput | None = None,
-        **unknown: NoReturn,
-    ) -> str:
+    def generate(self, **arguments: Unpack[TokenArguments]) -> str:
         """A new client auth token granting what the arguments say.
 
         Arguments are checked as for ``authtokens.create``; the token embeds them
@@ -51,19 +43,7 @@ class Auth:
         encryption key. Raises ``ConfigurationError`` if the client has no key.
         """
         cipher = self._require_cipher()
-        return cipher.generate(
-            normalize_arguments(
-                {
-                    "volatile": volatile,
-                    "hidden": hidden,
-                    "expiration_date": expiration_date,
-                    "usage_expiration_time": usage_expiration_time,
-                    "session_limit": session_limit,
-                    "grants": grants,
-                    **unknown,
-                }
-            )
-        )
+        return cipher.generate(normalize_arguments(arguments))
 
     def decode(self, token: str) -> dict[str, Any]:
         """The JSON payload of a client auth token made with this client's key.

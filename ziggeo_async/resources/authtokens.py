@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterable, Iterable, Mapping
-from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any
 
-from .._arguments import GrantsInput, encode_form, normalize_arguments, path_segment
+from .._arguments import TokenArguments, encode_form, normalize_arguments, path_segment
 from .._batch import BatchRun
 from .._errors import ValidationError
 from .._retry import Operation
 
 if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
     from .._models import AuthToken
     from .._pipeline import RequestPipeline
 
@@ -39,31 +40,14 @@ class AsyncAuthTokens:
     async def create(
         self,
         *,
-        volatile: bool | None = None,
-        hidden: bool | None = None,
-        expiration_date: int | datetime | None = None,
-        usage_expiration_time: int | timedelta | None = None,
-        session_limit: int | None = None,
-        grants: GrantsInput | None = None,
         timeout: float | None = None,
-        **unknown: NoReturn,
+        **arguments: Unpack[TokenArguments],
     ) -> AuthToken:
         """Create an auth token and return it as Ziggeo stored it.
 
         Never retried once it may have reached Ziggeo, so it cannot issue a duplicate.
         """
-        return await self._create(
-            {
-                "volatile": volatile,
-                "hidden": hidden,
-                "expiration_date": expiration_date,
-                "usage_expiration_time": usage_expiration_time,
-                "session_limit": session_limit,
-                "grants": grants,
-                **unknown,
-            },
-            timeout,
-        )
+        return await self._create(arguments, timeout)
 
     async def _create(self, arguments: Mapping[str, object], timeout: float | None) -> AuthToken:
         form = encode_form(normalize_arguments(arguments))
@@ -78,28 +62,12 @@ class AsyncAuthTokens:
         self,
         token_or_key: str,
         *,
-        volatile: bool | None = None,
-        hidden: bool | None = None,
-        expiration_date: int | datetime | None = None,
-        usage_expiration_time: int | timedelta | None = None,
-        session_limit: int | None = None,
-        grants: GrantsInput | None = None,
         timeout: float | None = None,
-        **unknown: NoReturn,
+        **arguments: Unpack[TokenArguments],
     ) -> AuthToken:
         """Change the given arguments of an auth token; return it as Ziggeo stored it."""
         segment = path_segment("token_or_key", token_or_key)
-        normalized = normalize_arguments(
-            {
-                "volatile": volatile,
-                "hidden": hidden,
-                "expiration_date": expiration_date,
-                "usage_expiration_time": usage_expiration_time,
-                "session_limit": session_limit,
-                "grants": grants,
-                **unknown,
-            }
-        )
+        normalized = normalize_arguments(arguments)
         if not normalized:
             raise ValidationError("arguments", "update needs at least one argument to change")
         return await self._pipeline.send_for_token(
