@@ -23,6 +23,7 @@ import asyncio
 import inspect
 import logging
 import re
+import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,8 @@ import httpx
 import pytest
 import respx
 
+from ziggeo_async import _errors as errors_module
+from ziggeo_async import _retry as retry_module
 from ziggeo_async.testing import FakeZiggeo
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -171,3 +174,63 @@ def test_a_not_runnable_marker_needs_a_reason(tmp_path: Path) -> None:
     assert first.not_runnable == "needs real credentials"
     assert first.code == "x = 1\n"
     assert second.not_runnable is None  # an empty reason does not count: the block runs
+
+
+# -- facts the pages copy from the code, kept in step -----------------------------------
+
+
+def markdown_table(page: Path, first_header: str) -> list[list[str]]:
+    """The rows (header included, rule left out) of the table whose header starts so."""
+    rows: list[list[str]] = []
+    for line in page.read_text(encoding="utf-8").splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if rows and not line.startswith("|"):
+            break
+        is_rule = set(line) <= set("|- ")
+        if (rows or (line.startswith("|") and cells[0] == first_header)) and not is_rule:
+            rows.append(cells)
+    return rows
+
+
+def test_retry_table_is_the_policys_own() -> None:
+    docstring = inspect.getdoc(retry_module) or ""
+    table = docstring.split("\n\n")[2].splitlines()  # the third paragraph: the table
+    assert table[0].startswith("=")
+    documented = [re.split(r"\s{2,}", line.strip()) for line in table if line[0] != "="]
+    assert markdown_table(ROOT / "docs" / "errors.md", "what happened") == documented
+
+
+def test_exception_tree_is_the_modules_own() -> None:
+    docstring = inspect.getdoc(errors_module) or ""
+    tree = docstring.split("::\n\n")[1].split("\n\n")[0]
+    page = (ROOT / "docs" / "errors.md").read_text(encoding="utf-8")
+    (text_block,) = [
+        block.code
+        for block in ALL_BLOCKS
+        if block.label == "text" and block.page.name == "errors.md"
+    ]
+    assert textwrap.dedent(tree).strip() == text_block.strip()
+    assert "ZiggeoError" in page
+
+
+LINK = re.compile(r"\]\((?P<target>[^)#\s]+)(?:#[^)]*)?\)")
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda page: page.relative_to(ROOT).as_posix())
+def test_relative_links_lead_somewhere(page: Path) -> None:
+    missing = []
+    for match in LINK.finditer(page.read_text(encoding="utf-8")):
+        target = match["target"]
+        if "://" not in target and not (page.parent / target).resolve().exists():
+            missing.append((page.parent / target).resolve())
+    security = ROOT / "docs" / "security.md"
+    assert [path for path in missing if path != security] == []
+    if missing:
+        pytest.skip("docs/security.md is written on another branch and not merged yet")
+
+
+def test_readme_links_every_docs_page() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    linked = {match["target"] for match in LINK.finditer(readme)}
+    pages = {f"docs/{page.name}" for page in (ROOT / "docs").glob("*.md")}
+    assert pages <= linked
