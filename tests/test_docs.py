@@ -33,6 +33,8 @@ import httpx
 import pytest
 import respx
 
+import ziggeo_async
+from scripts import gen_api_docs
 from ziggeo_async import _errors as errors_module
 from ziggeo_async import _retry as retry_module
 from ziggeo_async.testing import FakeZiggeo
@@ -234,3 +236,16 @@ def test_readme_links_every_docs_page() -> None:
     linked = {match["target"] for match in LINK.finditer(readme)}
     pages = {f"docs/{page.name}" for page in (ROOT / "docs").glob("*.md")}
     assert pages <= linked
+
+
+def test_api_reference_is_current() -> None:
+    generated = gen_api_docs.render()
+    current = (ROOT / "docs" / "api.md").read_text(encoding="utf-8")
+    assert current == generated, "docs/api.md is stale: run python scripts/gen_api_docs.py"
+
+
+def test_api_reference_names_every_public_name() -> None:
+    page = (ROOT / "docs" / "api.md").read_text(encoding="utf-8")
+    names = [name for name in ziggeo_async.__all__ if not name.startswith("_")]
+    names += ["AsyncAuthTokens.create_many", "Auth.generate", "FakeZiggeo.transport"]
+    assert [name for name in names if f"### `{name}`" not in page] == []
