@@ -23,6 +23,7 @@ EXAMPLES = ROOT / "examples"
 RUN_BY = {
     "tour.py": "test_tour_runs_a_full_round",
     "batch_job.py": "test_batch_job_issues_ten_thousand_tokens",
+    "legacy_sync.py": "test_legacy_sync_runs_both_sync_faces",
     "fastapi_app/main.py": "tests/test_example_fastapi.py",
 }
 
@@ -60,6 +61,27 @@ def test_tour_runs_a_full_round() -> None:
     steps = [line.split("->")[0].strip() for line in result.stdout.splitlines()]
     assert steps == ["create", "get", "update", "generate", "decode", "delete"]
     assert "gone: 404" in result.stdout
+
+
+def test_legacy_sync_runs_both_sync_faces() -> None:
+    result = run_example("examples/legacy_sync.py")
+    assert result.returncode == 0, result.stderr
+    steps = [line.split(" ->")[0] for line in result.stdout.splitlines()]
+    assert steps == [
+        "SyncZiggeo create",
+        "SyncZiggeo update",
+        "SyncZiggeo generate",
+        "SyncZiggeo delete",
+        "legacy create",
+        "legacy update",
+        "legacy get",
+        "legacy generate",
+        "legacy delete",
+    ]
+    assert "SyncZiggeo update -> 5" in result.stdout
+    assert "legacy get -> {'read': {'resources': ['VIDEO_TOKEN']}}" in result.stdout
+    assert result.stdout.count("gone: 404") == 2
+    assert "Warning" not in result.stderr  # no unclosed client, no leaked thread
 
 
 def test_batch_job_issues_ten_thousand_tokens(tmp_path: Path) -> None:
