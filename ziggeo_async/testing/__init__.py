@@ -1,0 +1,14 @@
+"""Test helpers: ``FakeZiggeo``, an in-memory Ziggeo auth-token API with fault injection.
+
+::
+
+    fake = FakeZiggeo()
+    http_client = httpx.AsyncClient(transport=fake.transport())
+    ziggeo = AsyncZiggeo(fake.app_token, fake.private_key, fake.encryption_key,
+                         http_client=http_client)
+"""
+
+from ._fake import FakeResponse, FakeZiggeo, RecordedRequest
+from ._server import LoopbackServer, serve_http
+
+__all__ = ["FakeResponse", "FakeZiggeo", "LoopbackServer", "RecordedRequest", "serve_http"]

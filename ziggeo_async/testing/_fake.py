@@ -1,0 +1,481 @@
+"""``FakeZiggeo``: the four auth-token endpoints, in memory, with fault injection.
+
+One core, three ways in::
+
+    handle(method, target, headers, body) -> FakeResponse   pure: the store, no faults
+    FakeZiggeo.serve(...)                                     faults, latency, records
+    ├── FakeZiggeo.transport()   an httpx.AsyncBaseTransport (no sockets)
+    ├── FakeZiggeo.asgi_app      an ASGI application (httpx.ASGITransport, any ASGI server)
+    └── ziggeo-async fake serve  the ASGI app on a small loopback HTTP/1.1 server
+
+A dropped connection is raised as the httpx error a real drop gives the client
+(``httpx.ConnectError`` before the request took effect, ``httpx.RemoteProtocolError``
+after), so the SDK sees it the same way through every adapter; the HTTP server
+closes the socket without a response instead.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import hmac
+import json
+import re
+import secrets
+import threading
+from collections import deque
+from collections.abc import Iterable, Mapping
+from typing import Any, Final, Literal
+from urllib.parse import parse_qsl, unquote
+
+import anyio
+import attrs
+import httpx
+
+from .._errors import ConfigurationError, ValidationError
+from .._tokens import ClientTokenCipher
+
+__all__ = ["FakeResponse", "FakeZiggeo", "RecordedRequest"]
+
+COLLECTION: Final = "/v1/authtokens/"
+#: Read-only views of the store, served only when the fake is made with ``inspect=True``.
+INSPECT_TOKENS: Final = "/_fake/tokens"
+INSPECT_REQUESTS: Final = "/_fake/requests"
+
+_BOOL_FIELDS: Final = frozenset(("volatile", "hidden"))
+_INT_FIELDS: Final = frozenset(("expiration_date", "usage_expiration_time", "session_limit"))
+# `key` is not documented for create; the fake accepts it there as the way to give a token a key.
+_CREATE_FIELDS: Final = frozenset((*_BOOL_FIELDS, *_INT_FIELDS, "grants", "key"))
+_UPDATE_FIELDS: Final = frozenset((*_BOOL_FIELDS, *_INT_FIELDS, "grants"))
+_DIGITS: Final = re.compile(r"[0-9]{1,18}")
+_FORM_TYPE: Final = "application/x-www-form-urlencoded"
+_TEXT: Final = (("content-type", "text/plain; charset=utf-8"),)
+_JSON: Final = (("content-type", "application/json"),)
+
+
+@attrs.frozen
+class FakeResponse:
+    """What the core answers: a status, headers and a body."""
+
+    status: int
+    headers: tuple[tuple[str, str], ...] = ()
+    body: bytes = b""
+
+
+@attrs.frozen
+class RecordedRequest:
+    """One request the fake received.
+
+    ``form`` holds the form fields as sent (text). ``took_effect`` is true when the
+    fake acted on the request with a 2xx outcome, even if a drop then hid the
+    response from the client; a fault that answered in its place leaves it false.
+    ``status`` is the status sent, or ``None`` when the connection was dropped.
+    """
+
+    method: str
+    path: str
+    form: Mapping[str, str]
+    took_effect: bool
+    status: int | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "method": self.method,
+            "path": self.path,
+            "form": dict(self.form),
+            "took_effect": self.took_effect,
+            "status": self.status,
+        }
+
+
+@attrs.frozen
+class _Fail:
+    status: int
+    retry_after: str | None
+    body: str
+
+
+@attrs.frozen
+class _Drop:
+    after: bool
+
+
+class _BadRequest(Exception):  # noqa: N818 - a control-flow signal, not an error for users
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+def _text(status: int, message: str, *extra: tuple[str, str]) -> FakeResponse:
+    return FakeResponse(status, (*_TEXT, *extra), message.encode("utf-8"))
+
+
+def _json(status: int, document: object) -> FakeResponse:
+    return FakeResponse(status, _JSON, json.dumps(document).encode("utf-8"))
+
+
+def _decode_value(name: str, text: str) -> Any:
+    if name in _BOOL_FIELDS:
+        if text not in ("true", "false"):
+            raise _BadRequest(f"{name}: expected true or false, got {text!r:.40}")
+        return text == "true"
+    if name in _INT_FIELDS:
+        if not _DIGITS.fullmatch(text):
+            raise _BadRequest(f"{name}: expected a whole number, got {text!r:.40}")
+        return int(text)
+    if name == "grants":
+        try:
+            grants = json.loads(text)
+        except (ValueError, RecursionError):
+            raise _BadRequest("grants: not valid JSON") from None
+        if not isinstance(grants, dict):
+            raise _BadRequest("grants: expected a JSON object")
+        return grants
+    if not text:  # key
+        raise _BadRequest(f"{name}: must not be empty")
+    return text
+
+
+def _parse_form(body: bytes) -> list[tuple[str, str]]:
+    try:
+        return parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=bool(body))
+    except (UnicodeDecodeError, ValueError):
+        raise _BadRequest("the body is not a form (application/x-www-form-urlencoded)") from None
+
+
+def _decode_form(pairs: list[tuple[str, str]], allowed: frozenset[str]) -> dict[str, Any]:
+    fields: dict[str, Any] = {}
+    for name, text in pairs:
+        if name not in allowed:
+            raise _BadRequest(
+                f"{name}: unknown field; expected one of {', '.join(sorted(allowed))}"
+            )
+        if name in fields:
+            raise _BadRequest(f"{name}: given twice")
+        fields[name] = _decode_value(name, text)
+    return fields
+
+
+def _header(headers: Iterable[tuple[str, str]], name: str) -> str | None:
+    for key, value in headers:
+        if key.lower() == name:
+            return value
+    return None
+
+
+class FakeZiggeo:
+    """An in-memory Ziggeo auth-token API for tests and demos.
+
+    Checks HTTP Basic credentials (``app_token`` / ``private_key``), stores what
+    create receives, and serves get, update and delete by token (update and delete
+    also by key). ``key`` is accepted as a create field, the fake's way to give a
+    token a key; the real API documents no way to do that. Thread-safe: one lock
+    guards the store, the records and the fault plan.
+
+    ``inspect=True`` also serves ``GET /_fake/tokens`` and ``GET /_fake/requests``
+    (same credentials), so a test in another process can read the store.
+    """
+
+    def __init__(
+        self,
+        # Public stand-ins, not secrets: the fake only ever compares against them.
+        app_token: str = "fake-app-token",  # noqa: S107
+        private_key: str = "fake-private-key",
+        encryption_key: str = "fake-encryption-key",
+        *,
+        inspect: bool = False,
+    ) -> None:
+        if not app_token or ":" in app_token:
+            raise ConfigurationError("app_token must be a non-empty string without ':'")
+        if not private_key:
+            raise ConfigurationError("private_key must be a non-empty string")
+        self._app_token = app_token
+        self._private_key = private_key
+        self._encryption_key = encryption_key
+        self._expected_authorization = "Basic " + base64.b64encode(
+            f"{app_token}:{private_key}".encode()
+        ).decode("ascii")
+        self._cipher = ClientTokenCipher(app_token, encryption_key)
+        self._inspect = inspect
+        self._lock = threading.Lock()
+        self._store: dict[str, dict[str, Any]] = {}
+        self._key_index: dict[str, str] = {}
+        self._requests: list[RecordedRequest] = []
+        self._faults: deque[_Fail | _Drop] = deque()
+        self._latency = 0.0
+
+    def __repr__(self) -> str:
+        return f"<FakeZiggeo {self._app_token!r}, {len(self._store)} token(s)>"
+
+    def __reduce__(self) -> Any:
+        raise TypeError("FakeZiggeo holds credentials and a lock; it does not pickle")
+
+    # -- credentials ------------------------------------------------------------------
+
+    @property
+    def app_token(self) -> str:
+        return self._app_token
+
+    @property
+    def private_key(self) -> str:
+        return self._private_key
+
+    @property
+    def encryption_key(self) -> str:
+        return self._encryption_key
+
+    # -- what the fake holds and saw --------------------------------------------------
+
+    @property
+    def tokens(self) -> dict[str, dict[str, Any]]:
+        """A snapshot of the store: token id -> the stored auth token object."""
+        with self._lock:
+            return copy.deepcopy(self._store)
+
+    @property
+    def requests(self) -> tuple[RecordedRequest, ...]:
+        """Every request received so far, in arrival order."""
+        with self._lock:
+            return tuple(self._requests)
+
+    def verify_client_token(self, token: str) -> dict[str, Any]:
+        """The payload of a client auth token made with this app's encryption key.
+
+        Raises ``ValidationError`` if it does not decrypt, or names another application.
+        """
+        payload = self._cipher.decode(token)
+        if payload.get("application_token") != self._app_token:
+            raise ValidationError("token", "was made for another application token")
+        return payload
+
+    # -- faults -----------------------------------------------------------------------
+
+    @property
+    def latency(self) -> float:
+        """Seconds every request waits before it is handled (an async sleep)."""
+        return self._latency
+
+    @latency.setter
+    def latency(self, seconds: float) -> None:
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds < 0:
+            raise ValueError("latency must be a number of seconds >= 0")
+        self._latency = float(seconds)
+
+    def fail_next(
+        self,
+        count: int = 1,
+        *,
+        status: int = 503,
+        retry_after: float | str | None = None,
+        body: str | None = None,
+    ) -> None:
+        """Answer the next ``count`` requests with ``status`` (and ``Retry-After``), untouched."""
+        if not 400 <= status <= 599:  # noqa: PLR2004 - the error statuses
+            raise ValueError("status must be an error status (400-599)")
+        text = f"{status} injected by FakeZiggeo" if body is None else body
+        fault = _Fail(status, None if retry_after is None else str(retry_after), text)
+        self._plan(count, fault)
+
+    def drop_next(self, count: int = 1, *, when: Literal["before", "after"] = "before") -> None:
+        """Drop the connection of the next ``count`` requests without a response.
+
+        ``when="before"``: the request never reaches the store (the client sees a
+        connect error). ``when="after"``: the store acts on it, then the response is lost.
+        """
+        if when not in ("before", "after"):
+            raise ValueError("when must be 'before' or 'after'")
+        self._plan(count, _Drop(after=when == "after"))
+
+    def clear_faults(self) -> None:
+        """Forget the planned faults (latency stays)."""
+        with self._lock:
+            self._faults.clear()
+
+    def _plan(self, count: int, fault: _Fail | _Drop) -> None:
+        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+            raise ValueError("count must be an int >= 1")
+        with self._lock:
+            self._faults.extend([fault] * count)
+
+    # -- the adapters -----------------------------------------------------------------
+
+    def transport(self) -> httpx.AsyncBaseTransport:
+        """An httpx transport that sends every request to this fake, no sockets involved."""
+        from ._adapters import FakeTransport  # noqa: PLC0415 - the adapters import this module
+
+        return FakeTransport(self)
+
+    @property
+    def asgi_app(self) -> Any:
+        """This fake as an ASGI application."""
+        from ._adapters import FakeASGIApp  # noqa: PLC0415 - the adapters import this module
+
+        return FakeASGIApp(self)
+
+    async def serve(
+        self, method: str, target: str, headers: Iterable[tuple[str, str]], body: bytes
+    ) -> FakeResponse:
+        """Latency, then the planned fault or the core, recording the request.
+
+        Raises ``httpx.ConnectError`` / ``httpx.RemoteProtocolError`` for a planned drop.
+        """
+        headers = tuple(headers)
+        path = target.partition("?")[0]
+        if self._inspect and path in (INSPECT_TOKENS, INSPECT_REQUESTS):
+            # Looking at the fake must not change what it does: no latency, fault or record.
+            return self.handle(method, target, headers, body)
+        if self._latency:
+            await anyio.sleep(self._latency)
+        with self._lock:
+            fault = self._faults.popleft() if self._faults else None
+        if isinstance(fault, _Fail):
+            extra = () if fault.retry_after is None else (("retry-after", fault.retry_after),)
+            self._record(method, path, body, took_effect=False, status=fault.status)
+            return _text(fault.status, fault.body, *extra)
+        if isinstance(fault, _Drop) and not fault.after:
+            self._record(method, path, body, took_effect=False, status=None)
+            message = "FakeZiggeo dropped the connection before the request took effect"
+            raise httpx.ConnectError(message)
+        response = self.handle(method, target, headers, body)
+        took_effect = 200 <= response.status < 300  # noqa: PLR2004
+        if isinstance(fault, _Drop):
+            self._record(method, path, body, took_effect=took_effect, status=None)
+            message = "FakeZiggeo dropped the connection after the request took effect"
+            raise httpx.RemoteProtocolError(message)
+        self._record(method, path, body, took_effect=took_effect, status=response.status)
+        return response
+
+    def _record(
+        self, method: str, path: str, body: bytes, *, took_effect: bool, status: int | None
+    ) -> None:
+        try:
+            form = dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
+        except UnicodeDecodeError:
+            form = {}
+        entry = RecordedRequest(method, path, form, took_effect, status)
+        with self._lock:
+            self._requests.append(entry)
+
+    # -- the core ---------------------------------------------------------------------
+
+    def handle(
+        self, method: str, target: str, headers: Iterable[tuple[str, str]], body: bytes
+    ) -> FakeResponse:
+        """Answer one request from the store: no latency, no faults, no record."""
+        path, _, query = target.partition("?")
+        headers = tuple(headers)
+        if not self._authorized(_header(headers, "authorization")):
+            return _text(401, "Unauthorized", ("www-authenticate", 'Basic realm="FakeZiggeo"'))
+        if self._inspect and path in (INSPECT_TOKENS, INSPECT_REQUESTS):
+            return self._inspection(method.upper(), path)
+        if not path.startswith(COLLECTION) or "/" in path[len(COLLECTION) :]:
+            return _text(404, "Not found")
+        try:
+            segment = unquote(path[len(COLLECTION) :], errors="strict")
+            pairs = self._form_pairs(headers, body)
+            return self._route(method.upper(), segment, query, pairs)
+        except _BadRequest as error:
+            return _text(400, error.message)
+        except UnicodeDecodeError:
+            return _text(400, "the path is not valid UTF-8")
+
+    def _route(
+        self, method: str, segment: str, query: str, pairs: list[tuple[str, str]]
+    ) -> FakeResponse:
+        override = self._method_override(method, query, pairs)
+        if override is not None:
+            method, pairs = override, [pair for pair in pairs if pair[0] != "_method"]
+        if not segment:
+            if method != "POST":
+                return _text(405, "Method not allowed", ("allow", "POST"))
+            return self._create(_decode_form(pairs, _CREATE_FIELDS))
+        if method == "GET":
+            return self._get(segment)
+        if method == "DELETE":
+            return self._delete(segment)
+        if method != "POST":
+            return _text(405, "Method not allowed", ("allow", "GET, POST, DELETE"))
+        return self._update(segment, _decode_form(pairs, _UPDATE_FIELDS))
+
+    def _authorized(self, authorization: str | None) -> bool:
+        if authorization is None:
+            return False
+        try:
+            given = authorization.encode("ascii")
+        except UnicodeEncodeError:
+            return False
+        return hmac.compare_digest(given, self._expected_authorization.encode("ascii"))
+
+    @staticmethod
+    def _form_pairs(headers: tuple[tuple[str, str], ...], body: bytes) -> list[tuple[str, str]]:
+        if not body:
+            return []
+        content_type = (_header(headers, "content-type") or "").partition(";")[0].strip()
+        if content_type.lower() != _FORM_TYPE:
+            raise _BadRequest(f"the body must be {_FORM_TYPE}, got {content_type or 'no type'}")
+        return _parse_form(body)
+
+    @staticmethod
+    def _method_override(method: str, query: str, pairs: list[tuple[str, str]]) -> str | None:
+        # The official Python SDK deletes with POST ...?_method=DELETE.
+        try:
+            query_pairs = parse_qsl(query, keep_blank_values=True)
+        except ValueError:  # pragma: no cover - parse_qsl is lenient without strict_parsing
+            query_pairs = []
+        for name, value in (*query_pairs, *pairs):
+            if name == "_method":
+                if method != "POST" or value.upper() != "DELETE":
+                    raise _BadRequest("_method: only POST with _method=DELETE is understood")
+                return "DELETE"
+        return None
+
+    def _inspection(self, method: str, path: str) -> FakeResponse:
+        if method != "GET":
+            return _text(405, "Method not allowed", ("allow", "GET"))
+        if path == INSPECT_TOKENS:
+            return _json(200, self.tokens)
+        return _json(200, [entry.to_json() for entry in self.requests])
+
+    def _create(self, fields: dict[str, Any]) -> FakeResponse:
+        token = secrets.token_hex(16)
+        record = {"token": token, "nonce": secrets.token_hex(8), **fields}
+        with self._lock:
+            key = fields.get("key")
+            if key is not None:
+                if key in self._key_index or key in self._store:
+                    return _text(409, f"key {key!r} is already in use")
+                self._key_index[key] = token
+            self._store[token] = record
+            return _json(200, record)
+
+    def _resolve(self, token_or_key: str) -> str | None:
+        if token_or_key in self._store:
+            return token_or_key
+        return self._key_index.get(token_or_key)
+
+    def _get(self, token: str) -> FakeResponse:
+        with self._lock:
+            record = self._store.get(token)
+            if record is None:
+                return _text(404, "Authorization token not found")
+            return _json(200, record)
+
+    def _update(self, token_or_key: str, fields: dict[str, Any]) -> FakeResponse:
+        with self._lock:
+            token = self._resolve(token_or_key)
+            if token is None:
+                return _text(404, "Authorization token not found")
+            record = self._store[token]
+            record.update(fields)
+            return _json(200, record)
+
+    def _delete(self, token_or_key: str) -> FakeResponse:
+        with self._lock:
+            token = self._resolve(token_or_key)
+            if token is None:
+                return _text(404, "Authorization token not found")
+            record = self._store.pop(token)
+            key = record.get("key")
+            if key is not None:
+                del self._key_index[key]
+            return FakeResponse(200)
