@@ -23,6 +23,7 @@ import asyncio
 import inspect
 import logging
 import re
+import shlex
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
@@ -37,6 +38,7 @@ import ziggeo_async
 from scripts import gen_api_docs
 from ziggeo_async import _errors as errors_module
 from ziggeo_async import _retry as retry_module
+from ziggeo_async.cli import build_parser
 from ziggeo_async.testing import FakeZiggeo
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -249,3 +251,39 @@ def test_api_reference_names_every_public_name() -> None:
     names = [name for name in ziggeo_async.__all__ if not name.startswith("_")]
     names += ["AsyncAuthTokens.create_many", "Auth.generate", "FakeZiggeo.transport"]
     assert [name for name in names if f"### `{name}`" not in page] == []
+
+
+def shell_commands(program: str) -> Iterator[tuple[Block, list[str]]]:
+    """Each ``program ...`` command in the pages' ``sh`` blocks, as its argument list."""
+    for block in ALL_BLOCKS:
+        if block.label != "sh":
+            continue
+        for command in block.code.replace("\\\n", " ").splitlines():
+            words = shlex.split(command, comments=True)
+            while words and "=" in words[0]:  # VARIABLE=value prefixes
+                words.pop(0)
+            if words and words[0] == program:
+                yield block, words[1:]
+
+
+CLI_COMMANDS = list(shell_commands("ziggeo-async"))
+
+
+def test_the_pages_show_the_cli() -> None:
+    assert {arguments[0] for _, arguments in CLI_COMMANDS} >= {
+        "authtokens",
+        "auth",
+        "batch",
+        "demo",
+        "fake",
+    }
+
+
+@pytest.mark.parametrize(
+    ("block", "arguments"), CLI_COMMANDS, ids=[" ".join(args[:2]) for _, args in CLI_COMMANDS]
+)
+def test_cli_commands_in_the_pages_parse(block: Block, arguments: list[str]) -> None:
+    try:
+        build_parser().parse_args(arguments)
+    except SystemExit:
+        pytest.fail(f"{block.where}: ziggeo-async {shlex.join(arguments)} does not parse")
