@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import nox
 
 nox.options.default_venv_backend = "uv|virtualenv"
@@ -11,6 +14,25 @@ nox.options.sessions = ["tests", "lint", "typecheck"]
 nox.options.error_on_missing_interpreters = False
 
 PYTHONS = ["3.10", "3.11", "3.12", "3.13"]
+
+
+def _expose_pyenv_interpreters() -> None:
+    """Put every pyenv-installed CPython we test on PATH.
+
+    pyenv's shims answer only for the selected version, so `python3.10` is not found
+    otherwise; uv must not download an interpreter either (no network for that).
+    """
+    versions = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
+    found = []
+    for wanted in PYTHONS:
+        candidates = sorted(versions.glob(f"{wanted}.*/bin"), key=lambda p: p.parent.name)
+        found += [str(path) for path in candidates[-1:]]
+    if found:
+        os.environ["PATH"] = os.pathsep.join([*found, os.environ.get("PATH", "")])
+    os.environ.setdefault("UV_PYTHON_DOWNLOADS", "never")
+
+
+_expose_pyenv_interpreters()
 PYPROJECT = nox.project.load_toml("pyproject.toml")
 COVERAGE_FLOOR = 95
 

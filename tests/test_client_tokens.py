@@ -1,12 +1,15 @@
 from __future__ import annotations
 
+import copy
 import json
+import re
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from ziggeo_async import AsyncZiggeo, ConfigurationError, ValidationError
+from ziggeo_async import AsyncZiggeo, ConfigurationError, Grant, Grants, ValidationError
 from ziggeo_async._tokens import ClientTokenCipher
 
 VECTORS: list[dict[str, Any]] = json.loads(
@@ -41,4 +44,111 @@ def test_decode_with_another_key_is_refused() -> None:
     token = AsyncZiggeo("a", "p", "key-one").auth.generate(session_limit=1)
     with pytest.raises(ValidationError) as caught:
         AsyncZiggeo("a", "p", "key-two").auth.decode(token)
+    assert caught.value.argument == "token"
+
+
+def test_generate_never_mutates_the_callers_objects() -> None:
+    client = AsyncZiggeo("app-token", "private", "encryption-key")
+    resources = ["v1", "v2"]
+    grants: dict[str, dict[str, Any]] = {
+        "read": {"resources": resources},
+        "destroy": {"session_owned": True},
+    }
+    snapshot = copy.deepcopy(grants)
+    typed = Grants(read=Grant(resources=resources), create=Grant(all=True))
+    typed_snapshot = copy.deepcopy(typed)
+    client.auth.generate(grants=grants, session_limit=1)
+    client.auth.generate(grants=typed)
+    assert grants == snapshot
+    assert grants["read"]["resources"] is resources
+    assert resources == ["v1", "v2"]
+    assert typed == typed_snapshot
+    payload = client.auth.decode(client.auth.generate(grants=grants))
+    payload["grants"]["read"]["resources"].append("v3")
+    assert resources == ["v1", "v2"]
+
+
+def test_nonce_and_iv_differ_per_token() -> None:
+    client = AsyncZiggeo("app-token", "private", "encryption-key")
+    tokens = [client.auth.generate(session_limit=1) for _ in range(50)]
+    assert len({token[:16] for token in tokens}) == 50
+    assert len({client.auth.decode(token)["nonce"] for token in tokens}) == 50
+    assert all(re.fullmatch(r"[0-9a-f]{16}(?:[0-9a-f]{32})+", token) for token in tokens)
+
+
+def test_generate_encodes_arguments_as_the_wire_decides() -> None:
+    client = AsyncZiggeo("app-token", "private", "encryption-key")
+    token = client.auth.generate(
+        volatile=True,
+        hidden=False,
+        expiration_date=datetime(2030, 3, 17, 17, 46, 40, tzinfo=timezone.utc),
+        usage_expiration_time=timedelta(hours=1),
+        grants=Grants(read=Grant(resources=["vidé"])),
+    )
+    cipher = ClientTokenCipher("app-token", "encryption-key")
+    plaintext = cipher.decrypt(token)
+    assert plaintext.isascii()
+    assert b"\\u00e9" in plaintext
+    payload = json.loads(plaintext)
+    assert payload.pop("nonce").isdigit()
+    assert payload == {
+        "volatile": True,
+        "hidden": False,
+        "expiration_date": 1_900_000_000,
+        "usage_expiration_time": 3600,
+        "grants": {"read": {"resources": ["vidé"]}},
+        "application_token": "app-token",
+    }
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [{"colour": "red"}, {"session_limit": True}, {"grants": {"read": {"resources": "v1"}}}],
+)
+def test_generate_validates_like_create(arguments: dict[str, Any]) -> None:
+    client = AsyncZiggeo("app-token", "private", "encryption-key")
+    with pytest.raises(ValidationError):
+        client.auth.generate(**arguments)
+
+
+@pytest.mark.parametrize(
+    "garbage",
+    [
+        "",
+        "not a token",
+        "0123456789abcdef",
+        "0123456789abcdef" + "00" * 15,
+        "0123456789ABCDEF" + "00" * 16,
+        "0123456789abcdef" + "zz" * 16,
+        " 0123456789abcdef" + "00" * 16,
+        5,
+        None,
+        b"0123456789abcdef" + b"00" * 16,
+    ],
+    ids=repr,
+)
+def test_decode_refuses_garbage(garbage: object) -> None:
+    client = AsyncZiggeo("app-token", "private", "encryption-key")
+    with pytest.raises(ValidationError) as caught:
+        client.auth.decode(garbage)  # type: ignore[arg-type]
+    assert caught.value.argument == "token"
+
+
+@pytest.mark.parametrize(
+    "plaintext", [b"not json", b"\xff\xfe", b"[1, 2]", b"[" * 5000 + b"]" * 5000]
+)
+def test_decode_refuses_a_well_encrypted_payload_that_is_not_an_object(plaintext: bytes) -> None:
+    cipher = ClientTokenCipher("app-token", "encryption-key")
+    token = cipher.encrypt(plaintext, b"0123456789abcdef")
+    assert cipher.decrypt(token) == plaintext
+    with pytest.raises(ValidationError, match="JSON"):
+        cipher.decode(token)
+
+
+def test_decode_refuses_a_token_with_bad_padding() -> None:
+    cipher = ClientTokenCipher("app-token", "encryption-key")
+    whole = cipher.encrypt(b"A" * 16, b"0123456789abcdef")
+    # Without its padding block the last byte decrypts to "A" (65), not a pad length.
+    with pytest.raises(ValidationError, match="does not decrypt") as caught:
+        cipher.decode(whole[:-32])
     assert caught.value.argument == "token"

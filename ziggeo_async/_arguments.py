@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any, TypedDict
 from urllib.parse import quote, urlencode
 
@@ -36,6 +36,8 @@ ARGUMENT_NAMES = (
     "grants",
 )
 _GRANT_FIELDS = ("resources", "session_owned", "all")
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_SECOND = timedelta(seconds=1)
 
 #: What ``grants=`` accepts: the typed models, or the same shape as plain dicts.
 GrantsInput = Grants | Mapping[str, Grant | Mapping[str, Any]]
@@ -76,7 +78,8 @@ def _check_count(name: str, value: object) -> int:
         raise ValidationError(name, f"expected an int, got {_type_name(value)}")
     if value < 0:
         raise ValidationError(name, f"must not be negative, got {value}")
-    return value
+    # A plain int: an IntEnum or other subclass may str() as its name, not its digits.
+    return int(value)
 
 
 def _expiration_date(value: object) -> int:
@@ -86,13 +89,15 @@ def _expiration_date(value: object) -> int:
                 "expiration_date",
                 "naive datetime is ambiguous; give an aware one (tzinfo set) or Unix seconds",
             )
-        return _check_count("expiration_date", int(value.timestamp()))
+        # Floor division is exact and rounds down, so a moment before the epoch stays
+        # negative (int() of a float would truncate -0.5 s to an accepted 0).
+        return _check_count("expiration_date", (value - _EPOCH) // _SECOND)
     return _check_count("expiration_date", value)
 
 
 def _usage_expiration_time(value: object) -> int:
     if isinstance(value, timedelta):
-        return _check_count("usage_expiration_time", int(value.total_seconds()))
+        return _check_count("usage_expiration_time", value // _SECOND)
     return _check_count("usage_expiration_time", value)
 
 

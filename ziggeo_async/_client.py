@@ -40,6 +40,9 @@ def _check_credential(name: str, value: object, *, may_hold_colon: bool = True) 
         raise ConfigurationError(f"{name} must be a non-empty string")
     if not may_hold_colon and ":" in value:
         raise ConfigurationError(f"{name} must not contain ':' (it is the Basic auth user name)")
+    # Checked here rather than left to .encode(): its UnicodeEncodeError would carry the secret.
+    if any("\ud800" <= char <= "\udfff" for char in value):
+        raise ConfigurationError(f"{name} must not contain a lone surrogate (it has no UTF-8 form)")
     return value
 
 
@@ -54,7 +57,9 @@ def _check_base_url(base_url: str) -> str:
         raise ConfigurationError(
             "base_url must not carry credentials; they go in the Authorization header only"
         )
-    if url.query or url.fragment:
+    # httpx keeps an empty "?" or "#" in the URL text, and the API path appended to
+    # it would land in the query or fragment, so look at the text, not url.query.
+    if url.query or url.fragment or "?" in base_url or "#" in base_url:
         raise ConfigurationError("base_url must not have a query or fragment")
     return str(url).rstrip("/")
 
@@ -95,8 +100,9 @@ class AsyncZiggeo:
     ) -> None:
         _check_credential("app_token", app_token, may_hold_colon=False)
         _check_credential("private_key", private_key)
-        if encryption_key is not None and not isinstance(encryption_key, str):
-            raise ConfigurationError("encryption_key must be a string or None")
+        if encryption_key is not None:
+            # "" is an unset environment variable, not a key: tokens made with it fail later.
+            _check_credential("encryption_key", encryption_key)
         if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
             raise ConfigurationError("max_retries must be an int >= 0")
         if http_client is not None and not isinstance(http_client, httpx.AsyncClient):

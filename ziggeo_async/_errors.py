@@ -22,7 +22,7 @@ Everything the SDK raises on purpose derives from :class:`ZiggeoError`::
 
 Any other status that is not a success (1xx, 3xx, other 4xx) raises
 :class:`APIStatusError` itself. Messages never contain a credential: they name the
-method, the path (token ids included; they are identifiers, not secrets) and the status.
+method, the path (a token id cut to its last 4 characters, as in the logs) and the status.
 
 Every exception pickles: the live ``httpx.Response`` is dropped on the way (it
 holds the request, and so the Authorization header), the status and body survive.

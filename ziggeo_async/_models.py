@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 from typing import Any
 
 import attrs
+
+from ._errors import ValidationError
 
 __all__ = ["GRANT_NAMES", "AuthToken", "Grant", "Grants", "ResponseShapeError"]
 
@@ -24,6 +26,15 @@ class ResponseShapeError(ValueError):
     """A JSON document is not an auth token object; the pipeline turns it into an APIError."""
 
 
+def _resource_tuple(value: Iterable[str] | None) -> tuple[str, ...] | None:
+    # A bare string is iterable too: tuple("video") would grant five one-letter videos.
+    if isinstance(value, (str, bytes)):
+        raise ValidationError(
+            "resources", f"expected a list of video tokens, got {type(value).__name__}"
+        )
+    return None if value is None else tuple(value)
+
+
 @attrs.frozen
 class Grant:
     """One permission: on the listed ``resources``, on what the session made, or on ``all``.
@@ -31,10 +42,7 @@ class Grant:
     ``resources`` holds video tokens or keys. A field left ``None`` is not sent.
     """
 
-    resources: tuple[str, ...] | None = attrs.field(
-        default=None,
-        converter=attrs.converters.optional(tuple),
-    )
+    resources: tuple[str, ...] | None = attrs.field(default=None, converter=_resource_tuple)
     session_owned: bool | None = None
     all: bool | None = None
 
@@ -141,8 +149,13 @@ class AuthToken:
     usage_expiration_time: int | None = None
     session_limit: int | None = None
     grants: Grants | None = None
-    extra: Mapping[str, Any] = attrs.field(factory=dict, converter=_frozen_mapping, repr=False)
-    raw: Mapping[str, Any] = attrs.field(factory=dict, converter=_frozen_mapping, repr=False)
+    # A mapping proxy has no hash; leaving both out of __hash__ keeps the value hashable.
+    extra: Mapping[str, Any] = attrs.field(
+        factory=dict, converter=_frozen_mapping, repr=False, hash=False
+    )
+    raw: Mapping[str, Any] = attrs.field(
+        factory=dict, converter=_frozen_mapping, repr=False, hash=False
+    )
 
     @classmethod
     def from_json(cls, data: object) -> AuthToken:

@@ -130,7 +130,9 @@ class RequestPipeline:
                 response = await self._http_client().send(
                     request, auth=None, follow_redirects=False
                 )
-            except httpx.TransportError as error:
+            # A body that fails to decompress (DecodingError) is no usable response
+            # either; it is not a TransportError, so name it, or it escapes the tree.
+            except (httpx.TransportError, httpx.DecodingError) as error:
                 failure = classify_transport_error(error)
                 _log_attempt(method, path, type(error).__name__, attempt, started)
                 decision = self._policy.decide(operation, attempt=attempt, failure=failure)

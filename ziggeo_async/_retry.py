@@ -108,11 +108,8 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
         return None
     if when.tzinfo is None:  # RFC 9110 dates are GMT; a zone-less one is read as such
         when = when.replace(tzinfo=timezone.utc)
-    current = now or datetime.now(timezone.utc)
-    try:
-        return max(0.0, (when - current).total_seconds())
-    except OverflowError:
-        return None
+    # Two aware datetimes are at most ~10,000 years apart: the difference cannot overflow.
+    return max(0.0, (when - (now or datetime.now(timezone.utc))).total_seconds())
 
 
 @attrs.frozen

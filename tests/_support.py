@@ -1,0 +1,37 @@
+"""Helpers shared by the test modules (import as ``tests._support``)."""
+
+from __future__ import annotations
+
+import attrs
+import httpx
+
+from ziggeo_async import AsyncZiggeo
+
+APP_TOKEN = "app-token-1234"
+PRIVATE_KEY = "private-key-SECRET-5678"
+ENCRYPTION_KEY = "encryption-key-SECRET-9012"
+HOST = "https://srv-api.ziggeo.com"
+COLLECTION_URL = f"{HOST}/v1/authtokens/"
+
+# respx intercepts below the transport, so one transport serves every test; a fresh
+# httpx.AsyncClient would build an SSL context each time (tens of ms, hundreds of tests).
+_SHARED_TRANSPORT = httpx.AsyncHTTPTransport()
+
+
+def make_client(*, max_retries: int = 2, **options: object) -> AsyncZiggeo:
+    """A client with a lent HTTP client and its retry backoff pinned to 0 s.
+
+    Retried tests therefore never really sleep; a Retry-After delay still applies,
+    so tests that send one replace the pipeline's sleep.
+    """
+    options.setdefault("http_client", httpx.AsyncClient(transport=_SHARED_TRANSPORT))
+    client = AsyncZiggeo(
+        APP_TOKEN,
+        PRIVATE_KEY,
+        ENCRYPTION_KEY,
+        max_retries=max_retries,
+        **options,  # type: ignore[arg-type]
+    )
+    pipeline = client._pipeline
+    pipeline._policy = attrs.evolve(pipeline.policy, jitter=lambda: 0.0)
+    return client

@@ -1,0 +1,263 @@
+"""Every argument is checked before anything is sent, and the error names it."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta, timezone, tzinfo
+from types import MappingProxyType
+from typing import Any
+
+import pytest
+import respx
+
+from tests._support import make_client
+from ziggeo_async import AsyncZiggeo, Grant, Grants, ValidationError
+from ziggeo_async._arguments import encode_form, normalize_arguments
+
+Call = Callable[[AsyncZiggeo, dict[str, Any]], Awaitable[object]]
+
+
+async def create(client: AsyncZiggeo, arguments: dict[str, Any]) -> object:
+    return await client.authtokens.create(**arguments)
+
+
+async def update(client: AsyncZiggeo, arguments: dict[str, Any]) -> object:
+    return await client.authtokens.update("tok", **arguments)
+
+
+async def generate(client: AsyncZiggeo, arguments: dict[str, Any]) -> object:
+    return client.auth.generate(**arguments)
+
+
+ARGUMENT_CALLS = [create, update, generate]
+
+BAD_ARGUMENTS: list[tuple[dict[str, Any], str, str]] = [
+    ({"colour": "red"}, "colour", "unknown argument"),
+    ({"token": "abc"}, "token", "unknown argument"),
+    ({"volatile": "true"}, "volatile", "True or False"),
+    ({"volatile": 1}, "volatile", "True or False"),
+    ({"hidden": 0}, "hidden", "True or False"),
+    ({"expiration_date": "1900000000"}, "expiration_date", "expected an int"),
+    ({"expiration_date": 1.9e9}, "expiration_date", "expected an int"),
+    ({"expiration_date": True}, "expiration_date", "expected an int"),
+    ({"expiration_date": -1}, "expiration_date", "negative"),
+    ({"expiration_date": datetime(2030, 1, 1)}, "expiration_date", "naive datetime"),  # noqa: DTZ001
+    ({"usage_expiration_time": 1.5}, "usage_expiration_time", "expected an int"),
+    ({"usage_expiration_time": False}, "usage_expiration_time", "expected an int"),
+    ({"usage_expiration_time": -5}, "usage_expiration_time", "negative"),
+    ({"usage_expiration_time": timedelta(seconds=-1)}, "usage_expiration_time", "negative"),
+    ({"session_limit": True}, "session_limit", "expected an int"),
+    ({"session_limit": "3"}, "session_limit", "expected an int"),
+    ({"session_limit": 3.0}, "session_limit", "expected an int"),
+    ({"session_limit": -1}, "session_limit", "negative"),
+    ({"grants": '{"read": {"all": true}}'}, "grants", "not a JSON string"),
+    ({"grants": [("read", {})]}, "grants", "expected a dict"),
+    ({"grants": {"admin": {"all": True}}}, "grants.admin", "unknown grant"),
+    ({"grants": {"read": "all"}}, "grants.read", "expected a Grant or a dict"),
+    ({"grants": {"read": {"everything": True}}}, "grants.read.everything", "unknown grant field"),
+    ({"grants": {"read": {"resources": "v1"}}}, "grants.read.resources", "list of video tokens"),
+    ({"grants": {"read": {"resources": b"v1"}}}, "grants.read.resources", "list of video tokens"),
+    ({"grants": {"read": {"resources": {"v1"}}}}, "grants.read.resources", "list of video tokens"),
+    ({"grants": {"read": {"resources": ["v1", ""]}}}, "grants.read.resources[1]", "non-empty"),
+    ({"grants": {"read": {"resources": [7]}}}, "grants.read.resources[0]", "non-empty string"),
+    ({"grants": {"destroy": {"all": 1}}}, "grants.destroy.all", "True or False"),
+    ({"grants": {"create": {"session_owned": "yes"}}}, "grants.create.session_owned", "True"),
+    ({"grants": Grants(update=Grant(all=1))}, "grants.update.all", "True or False"),  # type: ignore[arg-type]
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("arguments", "argument", "reason"), BAD_ARGUMENTS)
+@pytest.mark.parametrize("call", ARGUMENT_CALLS, ids=lambda call: call.__name__)
+@pytest.mark.anyio
+async def test_bad_argument_is_refused_by_name_and_nothing_is_sent(
+    call: Call, arguments: dict[str, Any], argument: str, reason: str
+) -> None:
+    client = make_client()
+    with respx.mock(assert_all_called=False) as router:
+        anything = router.route()
+        with pytest.raises(ValidationError) as caught:
+            await call(client, {"session_limit": 1, **arguments})
+    assert caught.value.argument == argument
+    assert reason in caught.value.reason
+    assert str(caught.value).startswith(f"{argument}: ")
+    assert anything.call_count == 0
+
+
+BAD_TOKEN_IDS: list[object] = [
+    "",
+    ".",
+    "..",
+    "ab\x00cd",
+    "line\nbreak",
+    "tab\t",
+    "\x1f",
+    "del\x7f",
+    "c1\x85",
+    "\x9f",
+    "lone\ud800",
+    "\udfff",
+    123,
+    None,
+    b"tok",
+]
+
+
+@pytest.mark.parametrize("token", BAD_TOKEN_IDS, ids=repr)
+@pytest.mark.parametrize("operation", ["get", "update", "delete", "destroy"])
+@pytest.mark.anyio
+async def test_bad_token_id_is_refused_and_nothing_is_sent(operation: str, token: object) -> None:
+    client = make_client()
+    argument = "token" if operation == "get" else "token_or_key"
+    extra = {"session_limit": 1} if operation == "update" else {}
+    with respx.mock(assert_all_called=False) as router:
+        anything = router.route()
+        with pytest.raises(ValidationError) as caught:
+            await getattr(client.authtokens, operation)(token, **extra)
+    assert caught.value.argument == argument
+    assert anything.call_count == 0
+
+
+@pytest.mark.parametrize("token", ["...", ". ", "a.b", "%2e%2e", "~user", "vidé", "🎥", "\u00a0"])
+@pytest.mark.anyio
+async def test_unusual_but_valid_token_ids_are_sent_quoted(token: str) -> None:
+    client = make_client()
+    with respx.mock(assert_all_called=True) as router:
+        route = router.get().respond(200, json={"token": token})
+        await client.authtokens.get(token)
+    url = route.calls.last.request.url
+    assert url.path == f"/v1/authtokens/{token}"
+    assert url.raw_path.count(b"/") == 3
+
+
+@pytest.mark.parametrize("timeout", [0, -1, "5", True, float("nan"), [5]], ids=repr)
+@pytest.mark.parametrize("operation", ["create", "get", "update", "delete"])
+@pytest.mark.anyio
+async def test_bad_timeout_is_refused_and_nothing_is_sent(operation: str, timeout: object) -> None:
+    client = make_client()
+    calls: dict[str, tuple[tuple[object, ...], dict[str, object]]] = {
+        "create": ((), {"session_limit": 1}),
+        "get": (("tok",), {}),
+        "update": (("tok",), {"session_limit": 1}),
+        "delete": (("tok",), {}),
+    }
+    positional, keywords = calls[operation]
+    with respx.mock(assert_all_called=False) as router:
+        anything = router.route()
+        with pytest.raises(ValidationError) as caught:
+            await getattr(client.authtokens, operation)(*positional, **keywords, timeout=timeout)
+    assert caught.value.argument == "timeout"
+    assert anything.call_count == 0
+
+
+@pytest.mark.anyio
+async def test_update_needs_an_argument_to_change() -> None:
+    client = make_client()
+    with respx.mock(assert_all_called=False) as router:
+        anything = router.route()
+        with pytest.raises(ValidationError) as caught:
+            await client.authtokens.update("tok", volatile=None)
+    assert caught.value.argument == "arguments"
+    assert anything.call_count == 0
+
+
+@pytest.mark.parametrize("resources", ["video-token", b"video-token"])
+def test_grant_model_refuses_resources_given_as_a_bare_string(resources: object) -> None:
+    with pytest.raises(ValidationError) as caught:
+        Grant(resources=resources)  # type: ignore[arg-type]
+    assert caught.value.argument == "resources"
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("usage_expiration_time", timedelta(microseconds=-1)),
+        ("usage_expiration_time", timedelta(seconds=-0.5)),
+        ("expiration_date", datetime(1969, 12, 31, 23, 59, 59, 500_000, tzinfo=timezone.utc)),
+    ],
+)
+def test_a_moment_before_zero_is_negative_not_rounded_to_zero(name: str, value: object) -> None:
+    with pytest.raises(ValidationError, match="negative") as caught:
+        normalize_arguments({name: value})
+    assert caught.value.argument == name
+
+
+class _ZoneWithoutOffset(tzinfo):
+    def utcoffset(self, dt: datetime | None) -> None:
+        return None
+
+    def dst(self, dt: datetime | None) -> None:
+        return None
+
+    def tzname(self, dt: datetime | None) -> None:
+        return None
+
+
+def test_a_datetime_whose_zone_gives_no_offset_counts_as_naive() -> None:
+    moment = datetime(2030, 1, 1, tzinfo=_ZoneWithoutOffset())
+    with pytest.raises(ValidationError, match="naive"):
+        normalize_arguments({"expiration_date": moment})
+
+
+def test_non_text_argument_name_is_refused() -> None:
+    with pytest.raises(ValidationError) as caught:
+        normalize_arguments({5: 1})  # type: ignore[dict-item]
+    assert caught.value.argument == "5"
+
+
+def test_accepted_values_are_normalized() -> None:
+    caller_grants = MappingProxyType(
+        {
+            "read": Grant(resources=("v1",)),
+            "update": {"resources": ("v2", "v3"), "session_owned": None},
+            "destroy": None,
+            "create": {},
+        }
+    )
+    assert normalize_arguments(
+        {
+            "volatile": True,
+            "hidden": None,
+            "expiration_date": datetime(2030, 1, 1, 1, tzinfo=timezone(timedelta(hours=1))),
+            "usage_expiration_time": timedelta(minutes=1, microseconds=999_999),
+            "session_limit": 0,
+            "grants": caller_grants,
+        }
+    ) == {
+        "volatile": True,
+        "expiration_date": 1_893_456_000,
+        "usage_expiration_time": 60,
+        "session_limit": 0,
+        "grants": {
+            "read": {"resources": ["v1"]},
+            "update": {"resources": ["v2", "v3"]},
+            "create": {},
+        },
+    }
+
+
+def test_form_encoding_matches_the_wire_contract() -> None:
+    body = encode_form(
+        normalize_arguments(
+            {"grants": {"read": {"all": True}}, "volatile": False, "session_limit": 2}
+        )
+    )
+    assert body == "grants=%7B%22read%22%3A%7B%22all%22%3Atrue%7D%7D&volatile=false&session_limit=2"
+
+
+class _Seats(enum.IntEnum):
+    TWO = 2
+
+
+class _LoudInt(int):
+    def __str__(self) -> str:
+        return "many"
+
+    __repr__ = __str__
+
+
+@pytest.mark.parametrize("value", [_Seats.TWO, _LoudInt(2)], ids=["IntEnum", "int-subclass"])
+def test_int_subclasses_are_sent_as_digits(value: int) -> None:
+    normalized = normalize_arguments({"session_limit": value, "expiration_date": value})
+    assert type(normalized["session_limit"]) is int
+    assert encode_form(normalized) == "session_limit=2&expiration_date=2"
