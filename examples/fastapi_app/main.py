@@ -165,9 +165,6 @@ async def ziggeo_error_response(request: Request, error: ZiggeoError) -> Respons
     return _problem(status.HTTP_500_INTERNAL_SERVER_ERROR, "server misconfigured")
 
 
-_UNAVAILABLE = status.HTTP_503_SERVICE_UNAVAILABLE
-
-
 def _problem(code: int, detail: str, headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse({"detail": detail}, status_code=code, headers=headers)
 
