@@ -1,4 +1,4 @@
-"""Developer tasks: `nox -s tests`, `nox -s lint`, `nox -s typecheck`."""
+"""Developer tasks: `nox -s tests`, `nox -s lint`, `nox -s typecheck`, `nox -s codegen`."""
 
 from __future__ import annotations
 
@@ -59,3 +59,11 @@ def typecheck(session: nox.Session) -> None:
     """mypy --strict on the package."""
     session.install("-e", ".", *nox.project.dependency_groups(PYPROJECT, "typecheck"))
     session.run("mypy", "--strict", "ziggeo_async")
+
+
+@nox.session(python="3.11")
+def codegen(session: nox.Session) -> None:
+    """Regenerate ziggeo_async/_sync.py from the async classes (`nox -s codegen -- --check`
+    only checks that the checked-in file is current)."""
+    session.install("-e", ".", *nox.project.dependency_groups(PYPROJECT, "lint"))
+    session.run("python", "scripts/generate_sync.py", *session.posargs)

@@ -11,6 +11,7 @@ from ._errors import (
     APITimeoutError,
     AuthenticationError,
     BadRequestError,
+    BlockingCallError,
     ClientClosedError,
     ConfigurationError,
     ConflictError,
@@ -24,6 +25,7 @@ from ._errors import (
 )
 from ._models import AuthToken, Grant, Grants
 from ._retry import RetryPolicy
+from ._sync import SyncZiggeo
 from ._version import __version__
 
 __all__ = [
@@ -38,6 +40,7 @@ __all__ = [
     "BadRequestError",
     "BatchResult",
     "BatchRun",
+    "BlockingCallError",
     "ClientClosedError",
     "ConfigurationError",
     "ConflictError",
@@ -48,6 +51,7 @@ __all__ = [
     "PermissionDeniedError",
     "RateLimitError",
     "RetryPolicy",
+    "SyncZiggeo",
     "TokenArguments",
     "UnprocessableEntityError",
     "ValidationError",

@@ -7,6 +7,7 @@ import sys
 from types import TracebackType
 from typing import Final
 
+import attrs
 import httpx
 
 from ._errors import ClientClosedError, ConfigurationError
@@ -16,7 +17,7 @@ from ._tokens import ClientTokenCipher
 from ._version import __version__
 from .resources import AsyncAuthTokens, Auth
 
-__all__ = ["DEFAULT_HOST", "EU_WEST_1_HOST", "AsyncZiggeo", "host_for"]
+__all__ = ["DEFAULT_HOST", "EU_WEST_1_HOST", "AsyncZiggeo", "ClientConfig", "host_for"]
 
 DEFAULT_HOST: Final = "https://srv-api.ziggeo.com"
 EU_WEST_1_HOST: Final = "https://srv-api-eu-west-1.ziggeo.com"
@@ -72,6 +73,59 @@ def _check_timeout(timeout: object) -> httpx.Timeout:
     return httpx.Timeout(timeout)
 
 
+@attrs.frozen
+class ClientConfig:
+    """A client's constructor arguments, checked; building one is the whole validation.
+
+    Holds no event-loop state, so it is built in the caller's thread (errors surface
+    there) and a client is assembled from it wherever it will run. ``auth`` lives here
+    because it is local work with no I/O: sync and async clients share it as is.
+    """
+
+    app_token: str
+    base_url: str
+    timeout: httpx.Timeout
+    max_retries: int
+    http_client: httpx.AsyncClient | None
+    authorization: str = attrs.field(repr=False)
+    auth: Auth = attrs.field(repr=False)
+
+    @classmethod
+    def from_arguments(
+        cls,
+        app_token: str,
+        private_key: str,
+        encryption_key: str | None = None,
+        *,
+        base_url: str | None = None,
+        timeout: float | httpx.Timeout = DEFAULT_TIMEOUT,
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        http_client: httpx.AsyncClient | None = None,
+    ) -> ClientConfig:
+        """Check ``AsyncZiggeo``'s arguments; raises ``ConfigurationError`` naming the bad one."""
+        _check_credential("app_token", app_token, may_hold_colon=False)
+        _check_credential("private_key", private_key)
+        if encryption_key is not None:
+            # "" is an unset environment variable, not a key: tokens made with it fail later.
+            _check_credential("encryption_key", encryption_key)
+        if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
+            raise ConfigurationError("max_retries must be an int >= 0")
+        if http_client is not None and not isinstance(http_client, httpx.AsyncClient):
+            raise ConfigurationError("http_client must be an httpx.AsyncClient")
+        credentials = base64.b64encode(f"{app_token}:{private_key}".encode()).decode("ascii")
+        return cls(
+            app_token=app_token,
+            base_url=host_for(app_token) if base_url is None else _check_base_url(base_url),
+            timeout=_check_timeout(timeout),
+            max_retries=max_retries,
+            http_client=http_client,
+            authorization=f"Basic {credentials}",
+            auth=Auth(
+                None if encryption_key is None else ClientTokenCipher(app_token, encryption_key)
+            ),
+        )
+
+
 class AsyncZiggeo:
     """The async client for Ziggeo's auth-token API.
 
@@ -98,34 +152,42 @@ class AsyncZiggeo:
         max_retries: int = DEFAULT_MAX_RETRIES,
         http_client: httpx.AsyncClient | None = None,
     ) -> None:
-        _check_credential("app_token", app_token, may_hold_colon=False)
-        _check_credential("private_key", private_key)
-        if encryption_key is not None:
-            # "" is an unset environment variable, not a key: tokens made with it fail later.
-            _check_credential("encryption_key", encryption_key)
-        if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
-            raise ConfigurationError("max_retries must be an int >= 0")
-        if http_client is not None and not isinstance(http_client, httpx.AsyncClient):
-            raise ConfigurationError("http_client must be an httpx.AsyncClient")
-        self._app_token = app_token
-        self._base_url = host_for(app_token) if base_url is None else _check_base_url(base_url)
-        self._timeout = _check_timeout(timeout)
-        self._lent_client = http_client
+        self._assemble(
+            ClientConfig.from_arguments(
+                app_token,
+                private_key,
+                encryption_key,
+                base_url=base_url,
+                timeout=timeout,
+                max_retries=max_retries,
+                http_client=http_client,
+            )
+        )
+
+    @classmethod
+    def _from_config(cls, config: ClientConfig) -> AsyncZiggeo:
+        """A client from checked arguments: how ``SyncZiggeo`` makes one on its portal."""
+        client = cls.__new__(cls)
+        cls._assemble(client, config)
+        return client
+
+    def _assemble(self, config: ClientConfig) -> None:
+        self._app_token = config.app_token
+        self._base_url = config.base_url
+        self._timeout = config.timeout
+        self._lent_client = config.http_client
         self._owned_client: httpx.AsyncClient | None = None
         self._closed = False
-        credentials = base64.b64encode(f"{app_token}:{private_key}".encode()).decode("ascii")
         self._pipeline = RequestPipeline(
             base_url=self._base_url,
-            authorization=f"Basic {credentials}",
+            authorization=config.authorization,
             user_agent=_USER_AGENT,
             timeout=self._timeout,
-            policy=RetryPolicy(max_retries=max_retries),
+            policy=RetryPolicy(max_retries=config.max_retries),
             http_client=self._http_client,
         )
         self.authtokens = AsyncAuthTokens(self._pipeline)
-        self.auth = Auth(
-            None if encryption_key is None else ClientTokenCipher(app_token, encryption_key)
-        )
+        self.auth = config.auth
 
     @property
     def app_token(self) -> str:

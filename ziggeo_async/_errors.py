@@ -6,6 +6,7 @@ Everything the SDK raises on purpose derives from :class:`ZiggeoError`::
     ├── ConfigurationError        (also ValueError)  bad constructor argument, missing key
     ├── ValidationError           (also ValueError)  bad call argument, refused before I/O
     ├── ClientClosedError         (also RuntimeError) the client was closed
+    ├── BlockingCallError         (also RuntimeError) a SyncZiggeo call where it would block a loop
     └── APIError                                      something went wrong talking to Ziggeo
         ├── APIConnectionError                        no usable HTTP response
         │   └── APITimeoutError                       ... because a timeout expired
@@ -43,6 +44,7 @@ __all__ = [
     "APITimeoutError",
     "AuthenticationError",
     "BadRequestError",
+    "BlockingCallError",
     "ClientClosedError",
     "ConfigurationError",
     "ConflictError",
@@ -69,6 +71,14 @@ class ConfigurationError(ZiggeoError, ValueError):
 
 class ClientClosedError(ZiggeoError, RuntimeError):
     """A call was made on a client after ``aclose()``/``close()``."""
+
+
+class BlockingCallError(ZiggeoError, RuntimeError):
+    """A blocking ``SyncZiggeo`` call was made inside a running event loop.
+
+    It would stall that loop (or, on the client's own portal thread, deadlock);
+    async code should use ``AsyncZiggeo``.
+    """
 
 
 class ValidationError(ZiggeoError, ValueError):
