@@ -23,16 +23,21 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 OUTPUT = ROOT / "docs" / "api.md"
 
-#: (module, title, extra names) in page order. A module missing from this install is
-#: left out, so the page can be written on a branch that does not have it yet.
-MODULES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+#: (module, title, {class reached through an attribute: how it is reached}), in page order.
+MODULES: tuple[tuple[str, str, dict[str, str]], ...] = (
     (
         "ziggeo_async",
         "The async client, models and errors",
-        ("resources.AsyncAuthTokens", "resources.Auth"),
+        {
+            "resources.AsyncAuthTokens": "`AsyncZiggeo(...).authtokens`",
+            "resources.Auth": "`AsyncZiggeo(...).auth` and `SyncZiggeo(...).auth`",
+            "_sync.SyncAuthTokens": "`SyncZiggeo(...).authtokens`",
+            "_portal.PortalIterator": "what `SyncZiggeo(...).authtokens.create_many()` and "
+            "the other batch methods return",
+        },
     ),
-    ("ziggeo_async.legacy", "The official SDK's shape", ()),
-    ("ziggeo_async.testing", "Testing", ()),
+    ("ziggeo_async.legacy", "The official SDK's shape", {}),
+    ("ziggeo_async.testing", "Testing", {}),
 )
 #: An object's address in a default's repr changes from run to run.
 ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
@@ -57,7 +62,11 @@ def _parameters(signature: inspect.Signature, *, drop_first: bool) -> str:
         if kind is parameter.KEYWORD_ONLY and not marked_keyword_only:
             parts.append("*")
             marked_keyword_only = True
-        prefix = {parameter.VAR_POSITIONAL: "*", parameter.VAR_KEYWORD: "**"}.get(kind, "")
+        stars: dict[inspect._ParameterKind, str] = {
+            parameter.VAR_POSITIONAL: "*",
+            parameter.VAR_KEYWORD: "**",
+        }
+        prefix = stars.get(kind, "")
         marked_keyword_only |= kind is parameter.VAR_POSITIONAL
         text = prefix + parameter.name
         annotation = _annotation(parameter.annotation)
@@ -136,7 +145,7 @@ def _code(text: str) -> list[str]:
     return ["```text", text, "```", ""]
 
 
-def _render_class(name: str, cls: type) -> list[str]:
+def _render_class(name: str, cls: type, reached_as: str | None = None) -> list[str]:
     lines = [f"### `{name}`", ""]
     if hasattr(cls, "__annotations__") and getattr(cls, "__total__", None) is not None:
         # A TypedDict: its keys are the documentation.
@@ -147,7 +156,10 @@ def _render_class(name: str, cls: type) -> list[str]:
     if issubclass(cls, BaseException):
         lines += [f"Bases: {', '.join(f'`{base}`' for base in bases)}", ""]
         return [*lines, *_quote(_doc(cls))]
-    lines += _code(f"{name}{_signature(cls.__init__, drop_first=True)}")
+    if reached_as is None:
+        lines += _code(f"{name}{_signature(cls.__init__, drop_first=True)}")
+    else:
+        lines += [f"Not made directly: it is {reached_as}.", ""]
     lines += _quote(_doc(cls))
     for member_name, member in _class_members(cls):
         lines += _render_member(name, member_name, member)
@@ -161,9 +173,9 @@ def _hints(cls: type) -> dict[str, Any]:
     return hints
 
 
-def _render_object(name: str, obj: object) -> list[str]:
+def _render_object(name: str, obj: object, reached_as: str | None = None) -> list[str]:
     if inspect.isclass(obj):
-        return _render_class(name, obj)
+        return _render_class(name, obj, reached_as)
     if inspect.isfunction(obj):
         prefix = "async def " if inspect.iscoroutinefunction(obj) else "def "
         signature = _signature(obj, drop_first=False)
@@ -175,15 +187,6 @@ def _resolve(module: ModuleType, dotted: str) -> object:
     head, _, attribute = dotted.rpartition(".")
     owner = importlib.import_module(f"{module.__name__}.{head}") if head else module
     return getattr(owner, attribute)
-
-
-def _load(name: str) -> ModuleType | None:
-    try:
-        return importlib.import_module(name)
-    except ModuleNotFoundError as error:
-        if error.name is not None and name.startswith(error.name):
-            return None
-        raise
 
 
 def render() -> str:
@@ -198,21 +201,22 @@ def render() -> str:
         "[testing](testing.md).",
         "",
     ]
-    for module_name, title, extra in MODULES:
-        module = _load(module_name)
-        if module is None:
-            continue
-        public = [
-            (name, getattr(module, name))
+    for module_name, title, reached in MODULES:
+        module = importlib.import_module(module_name)
+        public: list[tuple[str, object, str | None]] = [
+            (name, getattr(module, name), None)
             for name in getattr(module, "__all__", ())
             if not name.startswith("_")
         ]
-        public += [(dotted.rpartition(".")[2], _resolve(module, dotted)) for dotted in extra]
+        public += [
+            (dotted.rpartition(".")[2], _resolve(module, dotted), how)
+            for dotted, how in reached.items()
+        ]
         # The errors last: they are many, and looked up rather than read.
         public.sort(key=lambda item: inspect.isclass(item[1]) and issubclass(item[1], Exception))
         lines += [f"## {title}: `{module_name}`", "", *_quote(_doc(module).split("\n\n")[0])]
-        for name, obj in public:
-            lines += _render_object(name, obj)
+        for name, obj, reached_as in public:
+            lines += _render_object(name, obj, reached_as)
     return "\n".join(lines).rstrip("\n") + "\n"
 
 

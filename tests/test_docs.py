@@ -249,7 +249,7 @@ def test_api_reference_is_current() -> None:
 def test_api_reference_names_every_public_name() -> None:
     page = (ROOT / "docs" / "api.md").read_text(encoding="utf-8")
     names = [name for name in ziggeo_async.__all__ if not name.startswith("_")]
-    names += ["AsyncAuthTokens.create_many", "Auth.generate", "FakeZiggeo.transport"]
+    names += ["AsyncAuthTokens", "Auth", "SyncAuthTokens", "PortalIterator", "Ziggeo", "FakeZiggeo"]
     assert [name for name in names if f"### `{name}`" not in page] == []
 
 
