@@ -18,7 +18,7 @@ import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, ForwardRef
 
 ROOT = Path(__file__).resolve().parent.parent
 OUTPUT = ROOT / "docs" / "api.md"
@@ -48,6 +48,8 @@ LINE_LENGTH = 88
 def _annotation(value: Any) -> str:
     if value is inspect.Parameter.empty:
         return ""
+    if isinstance(value, ForwardRef):  # a TypedDict's keys under postponed annotations
+        value = value.__forward_arg__
     text = value if isinstance(value, str) else inspect.formatannotation(value)
     return text.replace("typing.", "").replace("NoneType", "None")
 
@@ -150,7 +152,10 @@ def _render_class(name: str, cls: type, reached_as: str | None = None) -> list[s
     if hasattr(cls, "__annotations__") and getattr(cls, "__total__", None) is not None:
         # A TypedDict: its keys are the documentation.
         lines += [*_quote(_doc(cls)), "| key | type |", "| --- | --- |"]
-        lines += [f"| `{key}` | `{_annotation(value)}` |" for key, value in _hints(cls).items()]
+        for key, value in _hints(cls).items():
+            # A pipe ends a table cell even inside a code span unless escaped.
+            cell = _annotation(value).replace("|", "\\|")
+            lines.append(f"| `{key}` | `{cell}` |")
         return [*lines, ""]
     bases = [base.__name__ for base in cls.__bases__ if base is not object]
     if issubclass(cls, BaseException):
