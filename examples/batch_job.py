@@ -98,10 +98,16 @@ async def open_ziggeo(stack: AsyncExitStack) -> AsyncZiggeo:
     )
 
 
+def positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return int(text)
+
+
 async def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.partition("\n")[0])
     parser.add_argument("count", type=int, nargs="?", default=10_000, help="tokens to issue")
-    parser.add_argument("--concurrency", type=int, default=32, help="requests in flight")
+    parser.add_argument("--concurrency", type=positive_int, default=32, help="requests in flight")
     parser.add_argument("--rate", type=float, default=None, help="most requests per second")
     parser.add_argument("--out", type=Path, default=None, help="write issued tokens as JSONL")
     args = parser.parse_args(argv)

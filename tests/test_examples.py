@@ -94,10 +94,13 @@ def test_batch_job_takes_the_count_from_argv() -> None:
     assert result.stdout.startswith("issued 25 of 25 tokens in ")
 
 
-def test_batch_job_refuses_a_negative_count() -> None:
-    result = run_example("examples/batch_job.py", "-5")
-    assert result.returncode == 2
-    assert "count must not be negative" in result.stderr
+def test_batch_job_refuses_bad_arguments_before_sending() -> None:
+    negative = run_example("examples/batch_job.py", "-5")
+    assert negative.returncode == 2
+    assert "count must not be negative" in negative.stderr
+    no_workers = run_example("examples/batch_job.py", "5", "--concurrency", "0")
+    assert no_workers.returncode == 2
+    assert "expected a whole number >= 1, got '0'" in no_workers.stderr
 
 
 @pytest.mark.anyio
