@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import logging
 import time
@@ -61,10 +63,28 @@ def display_path(segment: str | None) -> str:
     return f"{COLLECTION_PATH}…{segment[-4:]}"
 
 
+def credential_texts(authorization: str) -> tuple[str, ...]:
+    """What a server could echo back of a Basic ``authorization``: its base64, its password."""
+    encoded = authorization.partition(" ")[2]
+    try:
+        password = base64.b64decode(encoded, validate=True).decode().partition(":")[2]
+    except (binascii.Error, UnicodeDecodeError):
+        password = ""
+    return tuple(text for text in (encoded, password) if text)
+
+
 class RequestPipeline:
     """Sends one operation with the client's credentials, timeout and retry policy."""
 
-    __slots__ = ("_base_url", "_form_headers", "_headers", "_http_client", "_policy", "_timeout")
+    __slots__ = (
+        "_base_url",
+        "_credential_texts",
+        "_form_headers",
+        "_headers",
+        "_http_client",
+        "_policy",
+        "_timeout",
+    )
 
     def __init__(
         self,
@@ -83,6 +103,7 @@ class RequestPipeline:
             "User-Agent": user_agent,
         }
         self._form_headers = {**self._headers, "Content-Type": _FORM_CONTENT_TYPE}
+        self._credential_texts = credential_texts(authorization)
         self._timeout = timeout
         self._policy = policy
         self._http_client = http_client
@@ -127,9 +148,7 @@ class RequestPipeline:
             attempt += 1
             started = time.perf_counter()
             try:
-                response = await self._http_client().send(
-                    request, auth=None, follow_redirects=False
-                )
+                response = await _send_once(self._http_client(), request)
             # A body that fails to decompress (DecodingError) is no usable response
             # either; it is not a TransportError, so name it, or it escapes the tree.
             except (httpx.TransportError, httpx.DecodingError) as error:
@@ -160,7 +179,7 @@ class RequestPipeline:
                 if decision.verdict is Verdict.SUCCEED:
                     return response
                 if decision.verdict is Verdict.FAIL:
-                    body = response.text
+                    body = self._body_without_credentials(response)
                     raise error_class_for_status(status)(
                         status_error_message(method, path, status, body),
                         method=method,
@@ -170,6 +189,18 @@ class RequestPipeline:
                         response=response,
                     )
             await anyio.sleep(decision.delay)
+
+    def _body_without_credentials(self, response: httpx.Response) -> str:
+        """The body as text, with the credentials cut out: a debugging proxy or a
+        misconfigured server may echo the request headers into an error page, and the
+        body ends up in the exception's message."""
+        try:
+            body = response.text
+        except (UnicodeError, LookupError):  # e.g. "charset=utf-16" on a body with no BOM
+            body = response.content.decode("utf-8", errors="replace")
+        for text in self._credential_texts:
+            body = body.replace(text, "[credentials removed]")
+        return body
 
     async def send_for_token(
         self,
@@ -194,8 +225,41 @@ class RequestPipeline:
                 method=method,
                 path=path,
                 status_code=response.status_code,
-                body=response.text,
+                body=self._body_without_credentials(response),
             ) from None
+
+
+async def _send_once(http_client: httpx.AsyncClient, request: httpx.Request) -> httpx.Response:
+    try:
+        return await http_client.send(request, auth=None, follow_redirects=False)
+    except BaseException:
+        _drop_orphaned_connections(http_client)
+        raise
+
+
+def _drop_orphaned_connections(http_client: httpx.AsyncClient) -> None:
+    """Work around encode/httpcore#1093 (httpcore 1.0.9 and before).
+
+    A request cancelled after the pool made it a new connection, but before that
+    connection connected, leaves the connection in the pool for good: never idle,
+    never closed, never reused. Once ``max_connections`` of them pile up, every call
+    fails with a pool timeout. Such a connection has no socket yet and no waiting
+    request holds it, so dropping it from the pool's list loses nothing. Anything
+    unexpected in httpcore's internals turns this into a no-op.
+    """
+    pool = getattr(getattr(http_client, "_transport", None), "_pool", None)
+    connections = getattr(pool, "_connections", None)
+    requests = getattr(pool, "_requests", None)
+    if not isinstance(connections, list) or not isinstance(requests, list):
+        return
+    held = {id(getattr(waiting, "connection", None)) for waiting in requests}
+    connections[:] = [
+        connection
+        for connection in connections
+        if id(connection) in held
+        or getattr(connection, "_connection", True) is not None
+        or getattr(connection, "_connect_failed", True) is not False
+    ]
 
 
 def _log_attempt(method: str, path: str, outcome: int | str, attempt: int, started: float) -> None:

@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from ._errors import ValidationError
 
-__all__ = ["ClientTokenCipher"]
+__all__ = ["MIN_ENCRYPTION_KEY_CHARS", "ClientTokenCipher", "WeakEncryptionKeyWarning"]
 
 _BLOCK = 16
 _IV_CHARS = 16
@@ -30,6 +30,16 @@ _TOKEN_SHAPE = re.compile(r"[0-9a-f]{16}(?:[0-9a-f]{32})+")
 # Padding for every possible remainder, built once: generate() is a hot path.
 _PADDING = tuple(bytes([_BLOCK - size]) * (_BLOCK - size) for size in range(_BLOCK))
 _NONCE_RANDOM_BOUND = 10**9
+#: Below this many characters an encryption key draws a ``WeakEncryptionKeyWarning``: the
+#: AES key is an unsalted MD5 of it, so a short key falls to a dictionary or brute force.
+MIN_ENCRYPTION_KEY_CHARS = 16
+
+
+class WeakEncryptionKeyWarning(UserWarning):
+    """The encryption key is short enough to guess; client auth tokens made with it are forgeable.
+
+    Emitted once, when the client is made. Use a long random key (``secrets.token_hex(32)``).
+    """
 
 
 class ClientTokenCipher:
