@@ -96,13 +96,13 @@ def blocks_of(page: Path) -> Iterator[Block]:
 ALL_BLOCKS = [block for page in PAGES for block in blocks_of(page)]
 PYTHON_BLOCKS = [block for block in ALL_BLOCKS if block.label == "python"]
 RUNNABLE_PAGES = sorted({block.page for block in PYTHON_BLOCKS if block.not_runnable is None})
-#: Pages written on other branches whose blocks do not run yet, and why. Strict xfail:
-#: once the page runs, the test fails until its entry here is removed.
+#: Pages whose blocks do not run yet, and why. Strict xfail: once the page runs, the
+#: test fails until its entry here is removed.
 NOT_YET_RUNNABLE = {
     ROOT / "docs" / "security.md": (
-        "written on branch reliability: its blocks are fragments (the logging one lacks "
-        "`import logging`, the filterwarnings one is a decorator without a function); "
-        "they need imports or <!-- not-runnable: ... --> markers"
+        "another developer's page, whose blocks are fragments: the logging one lacks "
+        "`import logging`, the filterwarnings one is a decorator without a function; "
+        "they need their imports or <!-- not-runnable: ... --> markers"
     ),
 }
 
@@ -237,15 +237,12 @@ LINK = re.compile(r"\]\((?P<target>[^)#\s]+)(?:#[^)]*)?\)")
 
 @pytest.mark.parametrize("page", PAGES, ids=lambda page: page.relative_to(ROOT).as_posix())
 def test_relative_links_lead_somewhere(page: Path) -> None:
-    missing = []
-    for match in LINK.finditer(page.read_text(encoding="utf-8")):
-        target = match["target"]
-        if "://" not in target and not (page.parent / target).resolve().exists():
-            missing.append((page.parent / target).resolve())
-    security = ROOT / "docs" / "security.md"
-    assert [path for path in missing if path != security] == []
-    if missing:
-        pytest.skip("docs/security.md is written on another branch and not merged yet")
+    missing = [
+        match["target"]
+        for match in LINK.finditer(page.read_text(encoding="utf-8"))
+        if "://" not in match["target"] and not (page.parent / match["target"]).exists()
+    ]
+    assert missing == []
 
 
 def test_readme_links_every_docs_page() -> None:
