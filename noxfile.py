@@ -1,4 +1,4 @@
-"""Developer tasks: `nox -s tests`, `lint`, `typecheck`, `codegen`; `faults`, `fuzz`."""
+"""Developer tasks: `nox -s tests`, `lint`, `typecheck`, `codegen`; `faults`, `fuzz`, `docs`."""
 
 from __future__ import annotations
 
@@ -97,3 +97,10 @@ def fuzz(session: nox.Session) -> None:
             "parsers: ZIGGEO_HYPOTHESIS_PROFILE=fuzz nox -s faults"
         )
     session.run("python", "scripts/fuzz_parsers.py", *(session.posargs or ["-runs=200000"]))
+
+
+@nox.session(python="3.11")
+def docs(session: nox.Session) -> None:
+    """Optional: docs/ as a site with mkdocs, strict (the test suite already runs its code)."""
+    session.install("mkdocs>=1.6")
+    session.run("mkdocs", "build", "--strict")
