@@ -98,13 +98,8 @@ PYTHON_BLOCKS = [block for block in ALL_BLOCKS if block.label == "python"]
 RUNNABLE_PAGES = sorted({block.page for block in PYTHON_BLOCKS if block.not_runnable is None})
 #: Pages whose blocks do not run yet, and why. Strict xfail: once the page runs, the
 #: test fails until its entry here is removed.
-NOT_YET_RUNNABLE = {
-    ROOT / "docs" / "security.md": (
-        "another developer's page, whose blocks are fragments: the logging one lacks "
-        "`import logging`, the filterwarnings one is a decorator without a function; "
-        "they need their imports or <!-- not-runnable: ... --> markers"
-    ),
-}
+#: Pages whose blocks cannot run yet, with the reason (each an xfail that must fail).
+NOT_YET_RUNNABLE: dict[Path, str] = {}
 
 
 def page_param(page: Path) -> Any:
