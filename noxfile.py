@@ -1,5 +1,5 @@
-"""Developer tasks: `nox -s tests`, `nox -s lint`, `nox -s typecheck`, `nox -s codegen`,
-`nox -s bench`."""
+"""Developer tasks: `nox -s tests`, `lint`, `typecheck`, `codegen`; `faults`, `fuzz`, `docs`,
+`bench`."""
 
 from __future__ import annotations
 
@@ -68,6 +68,43 @@ def codegen(session: nox.Session) -> None:
     only checks that the checked-in file is current)."""
     session.install("-e", ".", *nox.project.dependency_groups(PYPROJECT, "lint"))
     session.run("python", "scripts/generate_sync.py", *session.posargs)
+
+
+@nox.session(python="3.11")
+def faults(session: nox.Session) -> None:
+    """The fault suite and the hostile-input properties alone (`tests` runs them too).
+
+    `ZIGGEO_HYPOTHESIS_PROFILE=fuzz nox -s faults` runs 10,000 examples per property.
+    """
+    session.install("-e", ".", *nox.project.dependency_groups(PYPROJECT, "tests"))
+    session.run(
+        "pytest", "tests/faults", "tests/hostile", "--hypothesis-show-statistics", *session.posargs
+    )
+
+
+@nox.session(python="3.11")
+def fuzz(session: nox.Session) -> None:
+    """atheris over the response, Retry-After and token-id parsers (optional).
+
+    Extra arguments go to libFuzzer, e.g. `nox -s fuzz -- -runs=1000000`.
+    """
+    session.install("-e", ".")
+    try:
+        session.install("atheris")
+    except nox.command.CommandFailed:
+        session.skip(
+            "atheris did not install: it ships wheels for few Pythons and otherwise needs "
+            "clang with libFuzzer to build. The hypothesis fuzz profile covers the same "
+            "parsers: ZIGGEO_HYPOTHESIS_PROFILE=fuzz nox -s faults"
+        )
+    session.run("python", "scripts/fuzz_parsers.py", *(session.posargs or ["-runs=200000"]))
+
+
+@nox.session(python="3.11")
+def docs(session: nox.Session) -> None:
+    """Optional: docs/ as a site with mkdocs, strict (the test suite already runs its code)."""
+    session.install("mkdocs>=1.6")
+    session.run("mkdocs", "build", "--strict")
 
 
 @nox.session(python="3.11")

@@ -3,13 +3,21 @@ from __future__ import annotations
 import copy
 import json
 import re
+import warnings
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from ziggeo_async import AsyncZiggeo, ConfigurationError, Grant, Grants, ValidationError
+from ziggeo_async import (
+    AsyncZiggeo,
+    ConfigurationError,
+    Grant,
+    Grants,
+    ValidationError,
+    WeakEncryptionKeyWarning,
+)
 from ziggeo_async._tokens import ClientTokenCipher
 
 VECTORS: list[dict[str, Any]] = json.loads(
@@ -40,6 +48,8 @@ def test_generate_without_encryption_key_is_a_configuration_error() -> None:
         AsyncZiggeo("app-token", "private").auth.generate(session_limit=1)
 
 
+# Short keys on purpose: the point is only that the two keys differ.
+@pytest.mark.filterwarnings("ignore::ziggeo_async.WeakEncryptionKeyWarning")
 def test_decode_with_another_key_is_refused() -> None:
     token = AsyncZiggeo("a", "p", "key-one").auth.generate(session_limit=1)
     with pytest.raises(ValidationError) as caught:
@@ -252,3 +262,25 @@ def test_decode_refuses_a_token_with_bad_padding() -> None:
     with pytest.raises(ValidationError, match="does not decrypt") as caught:
         cipher.decode(whole[:-32])
     assert caught.value.argument == "token"
+
+
+def test_short_encryption_key_warns_once_at_construction() -> None:
+    with pytest.warns(WeakEncryptionKeyWarning, match="15 characters") as caught:
+        client = AsyncZiggeo("app-token", "private", "x" * 15)
+    assert len(caught) == 1
+    assert caught[0].filename == __file__  # points at the caller's line
+    assert "x" * 15 not in str(caught[0].message)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        client.auth.decode(client.auth.generate(session_limit=1))
+
+
+@pytest.mark.parametrize("encryption_key", [None, "k" * 16, "a long random key of many characters"])
+def test_no_warning_without_a_key_or_with_a_long_one(encryption_key: str | None) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        AsyncZiggeo("app-token", "private", encryption_key)
+
+
+def test_weak_key_warning_is_a_user_warning() -> None:
+    assert issubclass(WeakEncryptionKeyWarning, UserWarning)

@@ -342,7 +342,9 @@ async def test_verify_client_token(fake: FakeZiggeo, ziggeo: AsyncZiggeo) -> Non
     other_app = AsyncZiggeo("other-app", "p", fake.encryption_key).auth.generate(session_limit=1)
     with pytest.raises(ValidationError, match="another application"):
         fake.verify_client_token(other_app)
-    other_key = AsyncZiggeo(fake.app_token, "p", "another-key").auth.generate(session_limit=1)
+    other_key = AsyncZiggeo(fake.app_token, "p", "another-encryption-key").auth.generate(
+        session_limit=1
+    )
     with pytest.raises(ValidationError):
         fake.verify_client_token(other_key)
 

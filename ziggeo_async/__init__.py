@@ -26,6 +26,7 @@ from ._errors import (
 from ._models import AuthToken, Grant, Grants
 from ._retry import RetryPolicy
 from ._sync import SyncZiggeo
+from ._tokens import WeakEncryptionKeyWarning
 from ._version import __version__
 
 __all__ = [
@@ -55,6 +56,7 @@ __all__ = [
     "TokenArguments",
     "UnprocessableEntityError",
     "ValidationError",
+    "WeakEncryptionKeyWarning",
     "ZiggeoError",
     "__version__",
 ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import sys
+import warnings
 from types import TracebackType
 from typing import Final, Literal
 
@@ -20,7 +21,7 @@ from ._connection import (
 from ._errors import ClientClosedError, ConfigurationError
 from ._pipeline import RequestPipeline
 from ._retry import RetryPolicy
-from ._tokens import ClientTokenCipher
+from ._tokens import MIN_ENCRYPTION_KEY_CHARS, ClientTokenCipher, WeakEncryptionKeyWarning
 from ._version import __version__
 from .resources import AsyncAuthTokens, Auth
 
@@ -117,6 +118,14 @@ class ClientConfig:
         if encryption_key is not None:
             # "" is an unset environment variable, not a key: tokens made with it fail later.
             _check_credential("encryption_key", encryption_key)
+            if len(encryption_key) < MIN_ENCRYPTION_KEY_CHARS:
+                warnings.warn(
+                    f"encryption_key has {len(encryption_key)} characters; client auth tokens "
+                    f"are only as strong as an unsalted MD5 of it, so use at least "
+                    f"{MIN_ENCRYPTION_KEY_CHARS} random characters",
+                    WeakEncryptionKeyWarning,
+                    stacklevel=3,
+                )
         if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
             raise ConfigurationError("max_retries must be an int >= 0")
         if http_client is not None and not isinstance(http_client, httpx.AsyncClient):

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import importlib.util
 import urllib.request
+from collections.abc import Iterable
 from typing import Any, Final, Protocol
 
 import httpx
@@ -59,6 +60,10 @@ class HTTPConnection(Protocol):
     @property
     def is_closed(self) -> bool: ...
 
+    def httpcore_transports(self) -> Iterable[object]:
+        """The httpx transports whose httpcore pools the pipeline may need to tidy."""
+        ...
+
 
 class ClientConnection:
     """An ``httpx.AsyncClient``, used through ``send``; closed by us only if ``owned``."""
@@ -92,6 +97,9 @@ class ClientConnection:
     @property
     def is_closed(self) -> bool:
         return self.client.is_closed
+
+    def httpcore_transports(self) -> Iterable[object]:
+        return (getattr(self.client, "_transport", None),)
 
 
 class OwnedTransport:
@@ -150,6 +158,11 @@ class OwnedTransport:
     def is_closed(self) -> bool:
         return self._closed
 
+    def httpcore_transports(self) -> Iterable[object]:
+        if isinstance(self.transport, ShardedTransport):
+            return self.transport.shards
+        return ()  # aiohttp keeps its own pool
+
 
 class ShardedTransport(httpx.AsyncBaseTransport):
     """httpx's own transport, as several small connection pools instead of one large one.
@@ -184,6 +197,10 @@ class ShardedTransport(httpx.AsyncBaseTransport):
 
     def __repr__(self) -> str:
         return f"<ShardedTransport shards={len(self._shards)}>"
+
+    @property
+    def shards(self) -> tuple[httpx.AsyncHTTPTransport, ...]:
+        return tuple(self._shards)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         in_flight = self._in_flight

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import logging
 import time
@@ -64,6 +66,16 @@ def display_path(segment: str | None) -> str:
     return f"{COLLECTION_PATH}…{segment[-4:]}"
 
 
+def credential_texts(authorization: str) -> tuple[str, ...]:
+    """What a server could echo back of a Basic ``authorization``: its base64, its password."""
+    encoded = authorization.partition(" ")[2]
+    try:
+        password = base64.b64decode(encoded, validate=True).decode().partition(":")[2]
+    except (binascii.Error, UnicodeDecodeError):
+        password = ""
+    return tuple(text for text in (encoded, password) if text)
+
+
 class RequestPipeline:
     """Sends one operation with the client's credentials, timeout and retry policy."""
 
@@ -71,6 +83,7 @@ class RequestPipeline:
         "_base_url",
         "_collection_url",
         "_connection",
+        "_credential_texts",
         "_form_headers",
         "_headers",
         "_policy",
@@ -97,6 +110,7 @@ class RequestPipeline:
         }
         self._headers = httpx.Headers(headers)
         self._form_headers = httpx.Headers({**headers, "Content-Type": _FORM_CONTENT_TYPE})
+        self._credential_texts = credential_texts(authorization)
         self._timeout = timeout
         self._policy = policy
         self._connection = connection
@@ -141,7 +155,7 @@ class RequestPipeline:
             attempt += 1
             started = time.perf_counter()
             try:
-                response = await self._connection().send(request)
+                response = await _send_once(self._connection(), request)
             # A body that fails to decompress (DecodingError) is no usable response
             # either; it is not a TransportError, so name it, or it escapes the tree.
             except (httpx.TransportError, httpx.DecodingError) as error:
@@ -172,7 +186,7 @@ class RequestPipeline:
                 if decision.verdict is Verdict.SUCCEED:
                     return response
                 if decision.verdict is Verdict.FAIL:
-                    body = response.text
+                    body = self._body_without_credentials(response)
                     raise error_class_for_status(status)(
                         status_error_message(method, path, status, body),
                         method=method,
@@ -182,6 +196,18 @@ class RequestPipeline:
                         response=response,
                     )
             await anyio.sleep(decision.delay)
+
+    def _body_without_credentials(self, response: httpx.Response) -> str:
+        """The body as text, with the credentials cut out: a debugging proxy or a
+        misconfigured server may echo the request headers into an error page, and the
+        body ends up in the exception's message."""
+        try:
+            body = response.text
+        except (UnicodeError, LookupError):  # e.g. "charset=utf-16" on a body with no BOM
+            body = response.content.decode("utf-8", errors="replace")
+        for text in self._credential_texts:
+            body = body.replace(text, "[credentials removed]")
+        return body
 
     async def send_for_token(
         self,
@@ -206,8 +232,42 @@ class RequestPipeline:
                 method=method,
                 path=path,
                 status_code=response.status_code,
-                body=response.text,
+                body=self._body_without_credentials(response),
             ) from None
+
+
+async def _send_once(connection: HTTPConnection, request: httpx.Request) -> httpx.Response:
+    try:
+        return await connection.send(request)
+    except BaseException:
+        for transport in connection.httpcore_transports():
+            _drop_orphaned_connections(transport)
+        raise
+
+
+def _drop_orphaned_connections(transport: object) -> None:
+    """Work around encode/httpcore#1093 (httpcore 1.0.9 and before).
+
+    A request cancelled after the pool made it a new connection, but before that
+    connection connected, leaves the connection in the pool for good: never idle,
+    never closed, never reused. Once ``max_connections`` of them pile up, every call
+    fails with a pool timeout. Such a connection has no socket yet and no waiting
+    request holds it, so dropping it from the pool's list loses nothing. Anything
+    unexpected in httpcore's internals turns this into a no-op.
+    """
+    pool = getattr(transport, "_pool", None)
+    connections = getattr(pool, "_connections", None)
+    requests = getattr(pool, "_requests", None)
+    if not isinstance(connections, list) or not isinstance(requests, list):
+        return
+    held = {id(getattr(waiting, "connection", None)) for waiting in requests}
+    connections[:] = [
+        connection
+        for connection in connections
+        if id(connection) in held
+        or getattr(connection, "_connection", True) is not None
+        or getattr(connection, "_connect_failed", True) is not False
+    ]
 
 
 def _log_attempt(method: str, path: str, outcome: int | str, attempt: int, started: float) -> None:

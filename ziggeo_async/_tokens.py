@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from ._errors import ValidationError
 
-__all__ = ["ClientTokenCipher"]
+__all__ = ["MIN_ENCRYPTION_KEY_CHARS", "ClientTokenCipher", "WeakEncryptionKeyWarning"]
 
 _BLOCK = 16
 _IV_CHARS = 16
@@ -34,6 +34,16 @@ _PADDING = tuple(bytes([_BLOCK - size]) * (_BLOCK - size) for size in range(_BLO
 _ZERO_BLOCK: Final = bytes(_BLOCK)
 # json.dumps's own default encoder, without the call that checks for options.
 _ASCII_JSON: Final = json.JSONEncoder(ensure_ascii=True)
+#: Below this many characters an encryption key draws a ``WeakEncryptionKeyWarning``: the
+#: AES key is an unsalted MD5 of it, so a short key falls to a dictionary or brute force.
+MIN_ENCRYPTION_KEY_CHARS = 16
+
+
+class WeakEncryptionKeyWarning(UserWarning):
+    """The encryption key is short enough to guess; client auth tokens made with it are forgeable.
+
+    Emitted once, when the client is made. Use a long random key (``secrets.token_hex(32)``).
+    """
 
 
 class ClientTokenCipher:

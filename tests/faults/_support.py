@@ -1,0 +1,208 @@
+"""What every fault scenario shares: canary credentials, a pinned retry policy, the ledger."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import logging
+import pickle
+import sys
+from collections import Counter
+from collections.abc import Awaitable, Iterator
+from typing import Any
+
+import attrs
+import httpx
+
+from ziggeo_async import AsyncZiggeo, RetryPolicy
+from ziggeo_async._retry import Decision, Operation, Verdict
+
+if sys.version_info < (3, 11):  # anyio and trio depend on the backport there
+    from exceptiongroup import BaseExceptionGroup
+
+# Distinctive values: any appearance of them (or of what is derived from them) in a
+# log line, an exception or a repr is a leak.
+APP_TOKEN = "canaryAppTokenQ7xWv2"
+PRIVATE_KEY = "canary-private-key-Zr9Lq4Tt8Hs1"
+ENCRYPTION_KEY = "canary-encryption-key-W3mPn6Yb0Kd5Jf"
+BASIC_CREDENTIALS = base64.b64encode(f"{APP_TOKEN}:{PRIVATE_KEY}".encode()).decode()
+SECRETS = {
+    "private key": PRIVATE_KEY,
+    "encryption key": ENCRYPTION_KEY,
+    "derived AES key": hashlib.md5(ENCRYPTION_KEY.encode(), usedforsecurity=False).hexdigest(),
+    "Authorization value": f"Basic {BASIC_CREDENTIALS}",
+    "Basic credentials (base64)": BASIC_CREDENTIALS,
+    "private key (base64)": base64.b64encode(PRIVATE_KEY.encode()).decode(),
+}
+
+# Jitter pinned at one half and delays in milliseconds: every sleep the policy asks for
+# is known in advance and the suite stays fast.
+JITTER = 0.5
+BASE_DELAY = 0.004
+MAX_DELAY = 0.02
+MAX_RETRY_AFTER = 0.5
+MAX_RETRIES = 2
+
+
+@attrs.frozen
+class RecordingPolicy(RetryPolicy):
+    """The client's retry policy, unchanged, with every decision it made written down."""
+
+    decisions: list[Decision] = attrs.field(factory=list, eq=False, repr=False)
+
+    def decide(self, operation: Operation, **outcome: Any) -> Decision:
+        decision = super().decide(operation, **outcome)
+        self.decisions.append(decision)
+        return decision
+
+    @property
+    def attempts(self) -> int:
+        return len(self.decisions)
+
+    @property
+    def delays(self) -> list[float]:
+        return [d.delay for d in self.decisions if d.verdict is Verdict.RETRY]
+
+    def sleep_bound(self) -> float:
+        """The most this policy may ask a caller to sleep in one call, over all retries."""
+        return sum(
+            max(self.max_retry_after, min(self.max_delay, self.base_delay * 2 ** (attempt - 1)))
+            for attempt in range(1, self.max_retries + 1)
+        )
+
+
+def backoff(attempt: int) -> float:
+    """The pinned backoff before retry number ``attempt``."""
+    return JITTER * min(MAX_DELAY, BASE_DELAY * 2 ** (attempt - 1))
+
+
+@attrs.define
+class Ledger:
+    """Counts over the whole session, printed in the terminal summary."""
+
+    runs: Counter[str] = attrs.field(factory=Counter)
+    scenarios: set[str] = attrs.field(factory=set)
+    lost: int = 0
+    duplicated: int = 0
+    leaked: int = 0
+    canary_hits: int = 0
+    cancellations: int = 0
+    exceptions_checked: int = 0
+    log_records_checked: int = 0
+
+
+LEDGER = Ledger()
+
+
+class Canary:
+    """Collects what a test produced (exceptions, client reprs, log records) and finds secrets."""
+
+    def __init__(self) -> None:
+        self.exceptions: list[BaseException] = []
+        self.objects: list[object] = []
+        self.records: list[logging.LogRecord] = []
+
+    def watch(self, error: BaseException) -> None:
+        self.exceptions.append(error)
+
+    def hits(self) -> list[str]:
+        formatter = logging.Formatter("%(name)s %(levelname)s %(message)s")
+        texts: list[tuple[str, str | bytes]] = [
+            (f"log record {record.name}", formatter.format(record)) for record in self.records
+        ]
+        for error in self.exceptions:
+            for link in exception_chain(error):
+                where = f"{type(link).__name__} in the chain of {type(error).__name__}"
+                texts.extend([(where, str(link)), (where, repr(link)), (where, repr(vars(link)))])
+            texts.append((f"pickled {type(error).__name__}", pickle.dumps(error)))
+        texts.extend((f"repr of {type(obj).__name__}", repr(obj)) for obj in self.objects)
+        found = []
+        for where, text in texts:
+            for name, secret in SECRETS.items():
+                needle: str | bytes = secret.encode() if isinstance(text, bytes) else secret
+                if needle in text:  # type: ignore[operator]
+                    found.append(f"{name} in {where}")
+        LEDGER.exceptions_checked += len(self.exceptions)
+        LEDGER.log_records_checked += len(self.records)
+        return found
+
+
+def exception_chain(error: BaseException) -> Iterator[BaseException]:
+    seen: set[int] = set()
+    pending = [error]
+    while pending:
+        link = pending.pop()
+        if id(link) in seen:
+            continue
+        seen.add(id(link))
+        yield link
+        pending.extend(e for e in (link.__cause__, link.__context__) if e is not None)
+        if isinstance(link, BaseExceptionGroup):
+            pending.extend(link.exceptions)
+
+
+@attrs.define
+class Outcome:
+    result: Any = None
+    error: BaseException | None = None
+
+
+async def outcome_of(canary: Canary, call: Awaitable[Any]) -> Outcome:
+    """Await ``call``; the error it raises (if any) is kept and handed to the canary."""
+    try:
+        return Outcome(result=await call)
+    except Exception as error:
+        canary.watch(error)
+        return Outcome(error=error)
+
+
+def make_client(
+    canary: Canary,
+    base_url: str,
+    *,
+    timeout: float | httpx.Timeout = 1.0,
+    http_client: httpx.AsyncClient | None = None,
+    max_retries: int = MAX_RETRIES,
+) -> tuple[AsyncZiggeo, RecordingPolicy]:
+    """A client with the canary credentials and the pinned, recording policy."""
+    client = AsyncZiggeo(
+        APP_TOKEN,
+        PRIVATE_KEY,
+        ENCRYPTION_KEY,
+        base_url=base_url,
+        timeout=timeout,
+        max_retries=max_retries,
+        http_client=http_client,
+    )
+    policy = RecordingPolicy(
+        max_retries=max_retries,
+        base_delay=BASE_DELAY,
+        max_delay=MAX_DELAY,
+        max_retry_after=MAX_RETRY_AFTER,
+        jitter=lambda: JITTER,
+    )
+    # The client has no public knob for its policy's delays; the pipeline holds it.
+    client._pipeline._policy = policy  # type: ignore[misc]
+    canary.objects.extend(
+        [client, client.authtokens, client.auth, client._pipeline, policy, client._connection()]
+    )
+    return client, policy
+
+
+def busy_pool_connections(connection: Any) -> int:
+    """Requests still waiting for or holding a connection in the client's pools (0 when quiet).
+
+    ``connection`` is an ``httpx.AsyncClient`` or what ``AsyncZiggeo._connection()``
+    returns: a lent client, or the SDK's own transport (httpx's pools, sharded).
+    """
+    transports = (
+        [connection._transport]
+        if isinstance(connection, httpx.AsyncClient)
+        else connection.httpcore_transports()
+    )
+    busy = 0
+    for transport in transports:
+        pool = transport._pool
+        busy += sum(1 for held in pool.connections if not held.is_idle())
+        busy += len(pool._requests)
+    return busy

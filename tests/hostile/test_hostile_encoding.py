@@ -1,0 +1,136 @@
+"""Form encoding round-trips for any valid arguments; anything else is refused before I/O."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+from typing import Any
+from urllib.parse import parse_qsl
+
+import httpx
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tests.hostile._profiles import HOSTILE
+from ziggeo_async import AsyncZiggeo, ValidationError
+from ziggeo_async._arguments import encode_form, normalize_arguments
+
+pytestmark = pytest.mark.anyio
+
+COUNTS = st.integers(min_value=0, max_value=2**63)
+RESOURCES = st.lists(st.text(st.characters(codec="utf-8"), min_size=1, max_size=12), max_size=4)
+GRANT = st.fixed_dictionaries(
+    {},
+    optional={"resources": RESOURCES, "session_owned": st.booleans(), "all": st.booleans()},
+)
+GRANTS = st.dictionaries(st.sampled_from(["read", "create", "update", "destroy"]), GRANT)
+ARGUMENTS = st.fixed_dictionaries(
+    {},
+    optional={
+        "volatile": st.booleans(),
+        "hidden": st.booleans(),
+        "expiration_date": st.one_of(
+            COUNTS,
+            st.datetimes(
+                min_value=datetime(1970, 1, 2),  # noqa: DTZ001 - bounds are naive by API
+                max_value=datetime(9999, 1, 1),  # noqa: DTZ001
+                timezones=st.just(timezone.utc),
+            ),
+        ),
+        "usage_expiration_time": st.one_of(
+            COUNTS, st.timedeltas(min_value=timedelta(0), max_value=timedelta(days=10**6))
+        ),
+        "session_limit": COUNTS,
+        "grants": GRANTS,
+    },
+)
+
+
+def _decode_form(body: str) -> dict[str, Any]:
+    """Read a form back the way the wire contract says it was written."""
+    decoded: dict[str, Any] = {}
+    for name, value in parse_qsl(body, keep_blank_values=True, strict_parsing=bool(body)):
+        assert name not in decoded, f"{name} sent twice"
+        if value in ("true", "false"):
+            decoded[name] = value == "true"
+        elif name == "grants":
+            decoded[name] = json.loads(value)
+        else:
+            assert value.isdigit(), value
+            decoded[name] = int(value)
+    return decoded
+
+
+@HOSTILE
+@given(arguments=ARGUMENTS)
+def test_form_encoding_round_trips(arguments: dict[str, Any]) -> None:
+    normalized = normalize_arguments(arguments)
+    body = encode_form(normalized)
+    assert body.isascii()
+    assert _decode_form(body) == normalized
+    assert set(normalized) == set(arguments)
+
+
+@HOSTILE
+@given(arguments=ARGUMENTS)
+async def test_create_sends_exactly_the_encoded_form(arguments: dict[str, Any]) -> None:
+    bodies: list[bytes] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        bodies.append(request.content)
+        assert request.headers["content-type"] == "application/x-www-form-urlencoded"
+        return httpx.Response(201, content=b'{"token": "t"}')
+
+    lent = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+    client = AsyncZiggeo("app", "key", base_url="https://x.test", http_client=lent)
+    await client.authtokens.create(**arguments)
+    assert len(bodies) == 1
+    assert _decode_form(bodies[0].decode("ascii")) == normalize_arguments(arguments)
+
+
+ANYTHING = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.floats(),
+    st.text(max_size=5),
+    st.binary(max_size=5),
+    st.lists(st.integers(), max_size=2),
+    st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
+    st.datetimes(),
+    st.timedeltas(),
+)
+NAMES = st.sampled_from(
+    ["volatile", "hidden", "expiration_date", "usage_expiration_time", "session_limit", "grants"]
+)
+
+
+@HOSTILE
+@given(arguments=st.dictionaries(st.one_of(NAMES, st.text(max_size=8)), ANYTHING, max_size=4))
+async def test_any_argument_is_accepted_and_round_trips_or_is_refused_by_name(
+    arguments: dict[str, Any],
+) -> None:
+    bodies: list[bytes] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        bodies.append(request.content)
+        return httpx.Response(201, content=b'{"token": "t"}')
+
+    lent = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+    client = AsyncZiggeo("app", "key", base_url="https://x.test", http_client=lent)
+    refused: ValidationError | None = None
+    try:
+        await client.authtokens.create(**arguments)
+    except ValidationError as error:
+        refused = error
+    if refused is not None:
+        assert bodies == []
+        assert any(
+            refused.argument == name or refused.argument.startswith((f"{name}.", f"{name}["))
+            for name in arguments
+        ), refused.argument
+        return
+    # `timeout` is the call's own keyword, not a token argument: it is never sent.
+    sent = {name: value for name, value in arguments.items() if name != "timeout"}
+    assert _decode_form(bodies[0].decode("ascii")) == normalize_arguments(sent)
