@@ -12,7 +12,7 @@ import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any, TypedDict
-from urllib.parse import quote, quote_plus, urlencode
+from urllib.parse import quote, quote_plus
 
 from ._errors import ValidationError
 from ._models import GRANT_NAMES, Grant, Grants
@@ -214,13 +214,10 @@ def encode_form(normalized: Mapping[str, Any]) -> str:
     ASCII (names are the documented ones, grants are ASCII-only JSON), so one
     ``str.translate`` per value does what ``quote_plus`` does character by character.
     """
-    fields = []
-    for name, value in normalized.items():
-        text = _form_value(value)
-        if not text.isascii():  # not reachable from normalize_arguments; kept exact anyway
-            return urlencode([(key, _form_value(item)) for key, item in normalized.items()])
-        fields.append(f"{name}={text.translate(_FORM_ESCAPES)}")
-    return "&".join(fields)
+    return "&".join(
+        f"{name}={_form_value(value).translate(_FORM_ESCAPES)}"
+        for name, value in normalized.items()
+    )
 
 
 def path_segment(argument: str, value: object) -> str:

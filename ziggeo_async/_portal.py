@@ -100,6 +100,10 @@ class _Failure:
     error: Exception
 
 
+#: Pump tasks still running: the loop keeps only weak references to tasks.
+_PUMPS: set[asyncio.Task[None]] = set()
+
+
 async def _start_pump(iterator: AsyncIterator[T]) -> _Pump[T]:
     send, receive = anyio.create_memory_object_stream[_Item[T] | _Failure](0)
     pump = _Pump(receive)
@@ -109,9 +113,6 @@ async def _start_pump(iterator: AsyncIterator[T]) -> _Pump[T]:
     _PUMPS.add(task)
     task.add_done_callback(_PUMPS.discard)
     return pump
-
-
-_PUMPS: set[asyncio.Task[None]] = set()
 
 
 async def _run_pump(

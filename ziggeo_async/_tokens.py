@@ -119,12 +119,7 @@ class ClientTokenCipher:
         # The nonce: Unix seconds, then a random integer below 2**63 (as the official SDK).
         plaintext = b'%s%s%d"}' % (head, seconds, int.from_bytes(random[_IV_BYTES:], "big") >> 1)
         padded = plaintext + _PADDING[len(plaintext) % _BLOCK]
-        # _encrypt_padded, inlined: this is the per-token hot path.
-        with self._lock:
-            bridge = int.from_bytes(self._decryptor.update(iv.encode("ascii")), "big") ^ self._chain
-            ciphertext = self._encryptor.update(bridge.to_bytes(_BLOCK, "big") + padded)
-            self._chain = int.from_bytes(ciphertext[-_BLOCK:], "big")
-        return iv + ciphertext[_BLOCK:].hex()
+        return iv + self._encrypt_padded(padded, iv.encode("ascii")).hex()
 
     def generate(self, normalized_arguments: Mapping[str, Any]) -> str:
         """A fresh token for arguments already checked by ``normalize_arguments``."""
