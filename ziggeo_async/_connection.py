@@ -88,7 +88,11 @@ class ClientConnection:
         )
 
     async def send(self, request: httpx.Request) -> httpx.Response:
-        return await self.client.send(request, auth=None, follow_redirects=False)
+        try:
+            return await self.client.send(request, auth=None, follow_redirects=False)
+        except BaseException:
+            _reclaim_orphaned_connections(self)
+            raise
 
     async def aclose(self) -> None:
         if self.owned:
@@ -141,12 +145,17 @@ class OwnedTransport:
         return request
 
     async def send(self, request: httpx.Request) -> httpx.Response:
-        response = await self.transport.handle_async_request(request)
+        try:
+            response = await self.transport.handle_async_request(request)
+        except BaseException:
+            _reclaim_orphaned_connections(self)
+            raise
         response.request = request
         try:
             await response.aread()
         except BaseException:
             await response.aclose()
+            _reclaim_orphaned_connections(self)
             raise
         return response
 
@@ -214,6 +223,37 @@ class ShardedTransport(httpx.AsyncBaseTransport):
     async def aclose(self) -> None:
         for shard in self._shards:
             await shard.aclose()
+
+
+def _reclaim_orphaned_connections(connection: HTTPConnection) -> None:
+    """After a failed send: tidy every httpcore pool behind ``connection``."""
+    for transport in connection.httpcore_transports():
+        _drop_orphaned_connections(transport)
+
+
+def _drop_orphaned_connections(transport: object) -> None:
+    """Work around encode/httpcore#1093 (httpcore 1.0.9 and before).
+
+    A request cancelled after the pool made it a new connection, but before that
+    connection connected, leaves the connection in the pool for good: never idle,
+    never closed, never reused. Once ``max_connections`` of them pile up, every call
+    fails with a pool timeout. Such a connection has no socket yet and no waiting
+    request holds it, so dropping it from the pool's list loses nothing. Anything
+    unexpected in httpcore's internals turns this into a no-op.
+    """
+    pool = getattr(transport, "_pool", None)
+    connections = getattr(pool, "_connections", None)
+    requests = getattr(pool, "_requests", None)
+    if not isinstance(connections, list) or not isinstance(requests, list):
+        return
+    held = {id(getattr(waiting, "connection", None)) for waiting in requests}
+    connections[:] = [
+        connection
+        for connection in connections
+        if id(connection) in held
+        or getattr(connection, "_connection", True) is not None
+        or getattr(connection, "_connect_failed", True) is not False
+    ]
 
 
 def _running_asyncio() -> bool:

@@ -155,7 +155,7 @@ class RequestPipeline:
             attempt += 1
             started = time.perf_counter()
             try:
-                response = await _send_once(self._connection(), request)
+                response = await self._connection().send(request)
             # A body that fails to decompress (DecodingError) is no usable response
             # either; it is not a TransportError, so name it, or it escapes the tree.
             except (httpx.TransportError, httpx.DecodingError) as error:
@@ -234,40 +234,6 @@ class RequestPipeline:
                 status_code=response.status_code,
                 body=self._body_without_credentials(response),
             ) from None
-
-
-async def _send_once(connection: HTTPConnection, request: httpx.Request) -> httpx.Response:
-    try:
-        return await connection.send(request)
-    except BaseException:
-        for transport in connection.httpcore_transports():
-            _drop_orphaned_connections(transport)
-        raise
-
-
-def _drop_orphaned_connections(transport: object) -> None:
-    """Work around encode/httpcore#1093 (httpcore 1.0.9 and before).
-
-    A request cancelled after the pool made it a new connection, but before that
-    connection connected, leaves the connection in the pool for good: never idle,
-    never closed, never reused. Once ``max_connections`` of them pile up, every call
-    fails with a pool timeout. Such a connection has no socket yet and no waiting
-    request holds it, so dropping it from the pool's list loses nothing. Anything
-    unexpected in httpcore's internals turns this into a no-op.
-    """
-    pool = getattr(transport, "_pool", None)
-    connections = getattr(pool, "_connections", None)
-    requests = getattr(pool, "_requests", None)
-    if not isinstance(connections, list) or not isinstance(requests, list):
-        return
-    held = {id(getattr(waiting, "connection", None)) for waiting in requests}
-    connections[:] = [
-        connection
-        for connection in connections
-        if id(connection) in held
-        or getattr(connection, "_connection", True) is not None
-        or getattr(connection, "_connect_failed", True) is not False
-    ]
 
 
 def _log_attempt(method: str, path: str, outcome: int | str, attempt: int, started: float) -> None:
