@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ziggeo_async import Grant, Grants, ValidationError
-from ziggeo_async._arguments import encode_form, normalize_arguments
+from ziggeo_async._arguments import encode_form, json_writer, normalize_arguments
 
 
 class Token(str):
@@ -102,3 +102,44 @@ def test_encode_form_writes_what_urlencode_writes(
         ]
     )
     assert encode_form(normalized) == expected
+
+
+json_values = st.recursive(
+    st.one_of(st.booleans(), st.integers(), st.text(), st.none()),
+    lambda children: st.one_of(
+        st.lists(children, max_size=4), st.dictionaries(st.text(), children, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+@pytest.mark.parametrize("separators", [(", ", ": "), (",", ":")])
+@given(value=json_values)
+def test_json_writer_writes_what_json_dumps_writes(
+    separators: tuple[str, str], value: object
+) -> None:
+    item_separator, key_separator = separators
+    write = json_writer(item_separator=item_separator, key_separator=key_separator)
+    assert write(value) == json.dumps(value, separators=separators)
+
+
+def _accelerator_with_another_signature(*arguments: object) -> object:
+    raise TypeError(f"expected 10 arguments, got {len(arguments)}")
+
+
+@pytest.mark.parametrize(
+    "accelerator",
+    [
+        pytest.param(None, id="no-C-accelerator"),
+        pytest.param(_accelerator_with_another_signature, id="another-signature"),
+    ],
+)
+def test_json_writer_falls_back_to_json_encoder(
+    monkeypatch: pytest.MonkeyPatch, accelerator: object
+) -> None:
+    with monkeypatch.context() as patched:
+        patched.setattr(json.encoder, "c_make_encoder", accelerator)
+        write = json_writer(item_separator=",", key_separator=":")
+    assert getattr(write, "__self__", None).__class__ is json.JSONEncoder
+    value = {"grants": {"read": {"resources": ["ü", "a b"]}}, "session_limit": 3}
+    assert write(value) == json.dumps(value, separators=(",", ":"))

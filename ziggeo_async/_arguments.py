@@ -9,7 +9,7 @@ client-token cipher puts them into its JSON payload as they are.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any, TypedDict
 from urllib.parse import quote, quote_plus
@@ -22,6 +22,7 @@ __all__ = [
     "GrantsInput",
     "TokenArguments",
     "encode_form",
+    "json_writer",
     "normalize_arguments",
     "path_segment",
 ]
@@ -187,8 +188,36 @@ def normalize_arguments(arguments: Mapping[str, object]) -> dict[str, Any]:
     return normalized
 
 
-# json.dumps with any non-default option builds a new encoder per call; this one is reused.
-_COMPACT_JSON = json.JSONEncoder(separators=(",", ":"))
+def json_writer(*, item_separator: str, key_separator: str) -> Callable[[Any], str]:
+    """``json.dumps`` with ASCII-only output and these separators, for normalized values.
+
+    ``JSONEncoder.encode`` builds a new C encoder on every call, which costs more than
+    encoding the small objects here; this makes json's own C encoder once (no circular
+    check: normalized values are trees this module built). Where the accelerator is
+    missing or its signature differs, it is ``JSONEncoder.encode``, same output.
+    """
+    encoder = json.JSONEncoder(separators=(item_separator, key_separator))
+    make_encoder = getattr(json.encoder, "c_make_encoder", None)
+    if make_encoder is None:
+        return encoder.encode
+    try:
+        encode_chunks = make_encoder(
+            None,
+            encoder.default,
+            json.encoder.encode_basestring_ascii,
+            None,
+            key_separator,
+            item_separator,
+            False,  # noqa: FBT003 - sort_keys: the caller's order is kept
+            False,  # noqa: FBT003 - skipkeys
+            True,  # noqa: FBT003 - allow_nan, json.dumps's default
+        )
+    except TypeError:
+        return encoder.encode
+    return lambda value: "".join(encode_chunks(value, 0))
+
+
+_COMPACT_JSON = json_writer(item_separator=",", key_separator=":")
 
 
 def _form_value(value: object) -> str:
@@ -197,7 +226,7 @@ def _form_value(value: object) -> str:
     if isinstance(value, int):
         return str(value)
     # grants: the PHP, Ruby, Java and C# SDKs all send the nested object as JSON text.
-    return _COMPACT_JSON.encode(value)
+    return _COMPACT_JSON(value)
 
 
 # What urlencode's quote_plus does to each ASCII character, as one translate table:

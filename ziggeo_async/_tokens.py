@@ -20,6 +20,7 @@ from typing import Any, Final
 
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
+from ._arguments import json_writer
 from ._errors import ValidationError
 
 __all__ = ["MIN_ENCRYPTION_KEY_CHARS", "ClientTokenCipher", "WeakEncryptionKeyWarning"]
@@ -32,8 +33,8 @@ _TOKEN_SHAPE = re.compile(r"[0-9a-f]{16}(?:[0-9a-f]{32})+")
 # Padding for every possible remainder, built once: generate() is a hot path.
 _PADDING = tuple(bytes([_BLOCK - size]) * (_BLOCK - size) for size in range(_BLOCK))
 _ZERO_BLOCK: Final = bytes(_BLOCK)
-# json.dumps's own default encoder, without the call that checks for options.
-_ASCII_JSON: Final = json.JSONEncoder(ensure_ascii=True)
+# What json.dumps writes by default: ASCII-only, ", " and ": " separators.
+_ASCII_JSON: Final = json_writer(item_separator=", ", key_separator=": ")
 #: Below this many characters an encryption key draws a ``WeakEncryptionKeyWarning``: the
 #: AES key is an unsalted MD5 of it, so a short key falls to a dictionary or brute force.
 MIN_ENCRYPTION_KEY_CHARS = 16
@@ -110,7 +111,7 @@ class ClientTokenCipher:
         if not normalized_arguments:
             return b"{" + self._payload_tail
         # ensure_ascii: every server-side decoder reads \\u escapes; not all read raw UTF-8.
-        arguments = _ASCII_JSON.encode(normalized_arguments).encode("ascii")
+        arguments = _ASCII_JSON(normalized_arguments).encode("ascii")
         return arguments[:-1] + b", " + self._payload_tail
 
     def _token(self, head: bytes, seconds: bytes, random: bytes) -> str:
