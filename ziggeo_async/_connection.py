@@ -18,20 +18,25 @@ httpcore layer (respx) do not see requests that go through aiohttp.
 from __future__ import annotations
 
 import importlib.util
+import ssl
 import urllib.request
 from collections.abc import Iterable
 from typing import Any, Final, Protocol
 
+import anyio
+import httpcore
 import httpx
 import sniffio
 
 from ._errors import ConfigurationError
+from ._network import NetworkBackend
 
 __all__ = [
     "HTTP_BACKENDS",
     "ClientConnection",
     "HTTPConnection",
     "OwnedTransport",
+    "PoolTransport",
     "ShardedTransport",
     "aiohttp_installed",
     "open_connection",
@@ -60,8 +65,8 @@ class HTTPConnection(Protocol):
     @property
     def is_closed(self) -> bool: ...
 
-    def httpcore_transports(self) -> Iterable[object]:
-        """The httpx transports whose httpcore pools the pipeline may need to tidy."""
+    def httpcore_pools(self) -> Iterable[object]:
+        """The httpcore connection pools behind this connection (tidied after a failed send)."""
         ...
 
 
@@ -91,7 +96,7 @@ class ClientConnection:
         try:
             return await self.client.send(request, auth=None, follow_redirects=False)
         except BaseException:
-            _reclaim_orphaned_connections(self)
+            await _reclaim_orphaned_connections(self)
             raise
 
     async def aclose(self) -> None:
@@ -102,8 +107,9 @@ class ClientConnection:
     def is_closed(self) -> bool:
         return self.client.is_closed
 
-    def httpcore_transports(self) -> Iterable[object]:
-        return (getattr(self.client, "_transport", None),)
+    def httpcore_pools(self) -> Iterable[object]:
+        # A lent client's pool is httpx's to hold: reached defensively, as the workaround is.
+        return (getattr(getattr(self.client, "_transport", None), "_pool", None),)
 
 
 class OwnedTransport:
@@ -148,14 +154,14 @@ class OwnedTransport:
         try:
             response = await self.transport.handle_async_request(request)
         except BaseException:
-            _reclaim_orphaned_connections(self)
+            await _reclaim_orphaned_connections(self)
             raise
         response.request = request
         try:
             await response.aread()
         except BaseException:
             await response.aclose()
-            _reclaim_orphaned_connections(self)
+            await _reclaim_orphaned_connections(self)
             raise
         return response
 
@@ -167,23 +173,108 @@ class OwnedTransport:
     def is_closed(self) -> bool:
         return self._closed
 
-    def httpcore_transports(self) -> Iterable[object]:
+    def httpcore_pools(self) -> Iterable[object]:
         if isinstance(self.transport, ShardedTransport):
-            return self.transport.shards
+            return tuple(shard.pool for shard in self.transport.shards)
         return ()  # aiohttp keeps its own pool
 
 
-class ShardedTransport(httpx.AsyncBaseTransport):
-    """httpx's own transport, as several small connection pools instead of one large one.
+class PoolTransport(httpx.AsyncBaseTransport):
+    """One httpcore connection pool, connected through ``NetworkBackend``; httpx types out.
 
-    httpcore 1.0's pool re-examines every connection (a ``poll`` system call each)
-    for every request it queues or finishes, so its CPU per request grows with the
-    pool's size: at 64 requests in flight one 100-connection pool spent about 2 ms
-    of CPU per request here. Pools of ``SHARD_SIZE`` connections keep that
-    work small; each request goes to the pool with the fewest requests awaiting
-    their response headers.
-    Every pool is a stock ``httpx.AsyncHTTPTransport``, so errors, timeouts and
-    TLS behave exactly as httpx's.
+    What ``httpx.AsyncHTTPTransport`` does for a plain pool, with the network backend
+    chosen here (httpx has no argument for it): the request handed to httpcore as is,
+    the whole body read before returning (the pipeline reads it at once anyway), and
+    httpcore's exceptions raised as httpx's, the most specific first.
+    """
+
+    def __init__(self, limits: httpx.Limits, ssl_context: ssl.SSLContext) -> None:
+        self.pool = httpcore.AsyncConnectionPool(
+            ssl_context=ssl_context,
+            max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry,
+            network_backend=NetworkBackend(),
+        )
+
+    def __repr__(self) -> str:
+        return f"<PoolTransport max_connections={self.pool._max_connections}>"  # noqa: SLF001
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        url = request.url
+        try:
+            # Bytes, when the body is already read (as the SDK's requests are), spare
+            # httpcore's checks for which kind of stream it was given.
+            content: bytes | httpx.AsyncByteStream = request.content
+        except httpx.RequestNotRead:
+            content = request.stream  # type: ignore[assignment]  # an async byte stream here
+        core_request = httpcore.Request(
+            method=request.method,
+            url=httpcore.URL(
+                scheme=url.raw_scheme, host=url.raw_host, port=url.port, target=url.raw_path
+            ),
+            headers=request.headers.raw,
+            content=content,
+            extensions=request.extensions,
+        )
+        try:
+            response = await self.pool.handle_async_request(core_request)
+            try:
+                content = await response.aread()
+            finally:
+                await response.aclose()
+        except _HTTPCORE_ERRORS as error:
+            raise _httpx_error(error) from error
+        return httpx.Response(
+            response.status,
+            headers=response.headers,
+            # A stream, not content=: httpx would add a Content-Length the server never sent.
+            stream=httpx.ByteStream(content),
+            extensions=response.extensions,
+        )
+
+    async def aclose(self) -> None:
+        await self.pool.aclose()
+
+
+#: httpcore's exceptions and the httpx exceptions they become (as httpx's own transport).
+_HTTPX_ERRORS: Final[dict[type[Exception], type[httpx.TransportError]]] = {
+    httpcore.TimeoutException: httpx.TimeoutException,
+    httpcore.ConnectTimeout: httpx.ConnectTimeout,
+    httpcore.ReadTimeout: httpx.ReadTimeout,
+    httpcore.WriteTimeout: httpx.WriteTimeout,
+    httpcore.PoolTimeout: httpx.PoolTimeout,
+    httpcore.NetworkError: httpx.NetworkError,
+    httpcore.ConnectError: httpx.ConnectError,
+    httpcore.ReadError: httpx.ReadError,
+    httpcore.WriteError: httpx.WriteError,
+    httpcore.UnsupportedProtocol: httpx.UnsupportedProtocol,
+    httpcore.ProtocolError: httpx.ProtocolError,
+    httpcore.LocalProtocolError: httpx.LocalProtocolError,
+    httpcore.RemoteProtocolError: httpx.RemoteProtocolError,
+}
+
+
+_HTTPCORE_ERRORS: Final = tuple(_HTTPX_ERRORS)
+
+
+def _httpx_error(error: Exception) -> httpx.TransportError:
+    """The httpx exception for an httpcore one: its own class, or the nearest base class."""
+    for kind in type(error).__mro__:
+        mapped = _HTTPX_ERRORS.get(kind)
+        if mapped is not None:
+            return mapped(str(error))
+    return httpx.TransportError(str(error))
+
+
+class ShardedTransport(httpx.AsyncBaseTransport):
+    """Several small httpcore connection pools instead of one large one.
+
+    httpcore 1.0's pool re-examines every connection for every request it queues or
+    finishes, so its CPU per request grows with the pool's size: at 64 requests in
+    flight one 100-connection pool spent about 2 ms of CPU per request here. Pools
+    of ``SHARD_SIZE`` connections keep that work small; each request goes to the pool
+    with the fewest requests awaiting their response headers.
     """
 
     SHARD_SIZE: Final = 8
@@ -198,17 +289,15 @@ class ShardedTransport(httpx.AsyncBaseTransport):
             keepalive_expiry=limits.keepalive_expiry,
         )
         # One trust store for all pools: loading the CA bundle costs tens of milliseconds.
-        verify = httpx.create_ssl_context(verify=True, trust_env=True)
-        self._shards = [
-            httpx.AsyncHTTPTransport(limits=shard_limits, verify=verify) for _ in range(count)
-        ]
+        ssl_context = httpx.create_ssl_context(verify=True, trust_env=True)
+        self._shards = [PoolTransport(shard_limits, ssl_context) for _ in range(count)]
         self._in_flight = [0] * count
 
     def __repr__(self) -> str:
         return f"<ShardedTransport shards={len(self._shards)}>"
 
     @property
-    def shards(self) -> tuple[httpx.AsyncHTTPTransport, ...]:
+    def shards(self) -> tuple[PoolTransport, ...]:
         return tuple(self._shards)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
@@ -225,35 +314,42 @@ class ShardedTransport(httpx.AsyncBaseTransport):
             await shard.aclose()
 
 
-def _reclaim_orphaned_connections(connection: HTTPConnection) -> None:
-    """After a failed send: tidy every httpcore pool behind ``connection``."""
-    for transport in connection.httpcore_transports():
-        _drop_orphaned_connections(transport)
+async def _reclaim_orphaned_connections(connection: HTTPConnection) -> None:
+    """After a failed send: take orphaned connections out of every pool, and close them."""
+    orphans = [orphan for pool in connection.httpcore_pools() for orphan in _take_orphans(pool)]
+    if orphans:
+        # The send failed, often by cancellation: closing must still run to the end.
+        with anyio.CancelScope(shield=True):
+            for orphan in orphans:
+                await orphan.aclose()
 
 
-def _drop_orphaned_connections(transport: object) -> None:
+def _take_orphans(pool: object) -> list[Any]:
     """Work around encode/httpcore#1093 (httpcore 1.0.9 and before).
 
-    A request cancelled after the pool made it a new connection, but before that
-    connection connected, leaves the connection in the pool for good: never idle,
-    never closed, never reused. Once ``max_connections`` of them pile up, every call
-    fails with a pool timeout. Such a connection has no socket yet and no waiting
-    request holds it, so dropping it from the pool's list loses nothing. Anything
-    unexpected in httpcore's internals turns this into a no-op.
+    A request cancelled after the pool gave it a new connection, but before the
+    request started on it (while connecting, or just after), leaves that connection
+    in the pool for good: never idle, never closed, so never reused or dropped.
+    Once ``max_connections`` of them pile up, every call fails with a pool timeout.
+    httpcore's pool keeps a request in its list until its response is closed, so a
+    connection that is neither idle nor closed and that no listed request holds is
+    such an orphan. They are taken out of the pool here (in one step, with no await
+    between looking and taking) for the caller to close. Anything unexpected in
+    httpcore's internals turns this into a no-op.
     """
-    pool = getattr(transport, "_pool", None)
     connections = getattr(pool, "_connections", None)
     requests = getattr(pool, "_requests", None)
     if not isinstance(connections, list) or not isinstance(requests, list):
-        return
+        return []
     held = {id(getattr(waiting, "connection", None)) for waiting in requests}
-    connections[:] = [
+    orphans = [
         connection
         for connection in connections
-        if id(connection) in held
-        or getattr(connection, "_connection", True) is not None
-        or getattr(connection, "_connect_failed", True) is not False
+        if id(connection) not in held and not connection.is_idle() and not connection.is_closed()
     ]
+    if orphans:
+        connections[:] = [connection for connection in connections if connection not in orphans]
+    return orphans
 
 
 def _running_asyncio() -> bool:

@@ -15,6 +15,7 @@ import attrs
 import httpx
 
 from ziggeo_async import AsyncZiggeo, RetryPolicy
+from ziggeo_async._connection import OwnedTransport
 from ziggeo_async._retry import Decision, Operation, Verdict
 
 if sys.version_info < (3, 11):  # anyio and trio depend on the backport there
@@ -163,8 +164,13 @@ def make_client(
     timeout: float | httpx.Timeout = 1.0,
     http_client: httpx.AsyncClient | None = None,
     max_retries: int = MAX_RETRIES,
+    owned_transport: httpx.AsyncBaseTransport | None = None,
 ) -> tuple[AsyncZiggeo, RecordingPolicy]:
-    """A client with the canary credentials and the pinned, recording policy."""
+    """A client with the canary credentials and the pinned, recording policy.
+
+    ``owned_transport`` replaces the pool the client would make for itself (the SDK has
+    no public knob for its pool's size; the fault tests hold some to one connection).
+    """
     client = AsyncZiggeo(
         APP_TOKEN,
         PRIVATE_KEY,
@@ -183,6 +189,8 @@ def make_client(
     )
     # The client has no public knob for its policy's delays; the pipeline holds it.
     client._pipeline._policy = policy  # type: ignore[misc]
+    if owned_transport is not None:
+        client._owned = OwnedTransport(owned_transport, client._timeout)
     canary.objects.extend(
         [client, client.authtokens, client.auth, client._pipeline, policy, client._connection()]
     )
@@ -193,16 +201,15 @@ def busy_pool_connections(connection: Any) -> int:
     """Requests still waiting for or holding a connection in the client's pools (0 when quiet).
 
     ``connection`` is an ``httpx.AsyncClient`` or what ``AsyncZiggeo._connection()``
-    returns: a lent client, or the SDK's own transport (httpx's pools, sharded).
+    returns: a lent client, or the SDK's own transport (httpcore pools, sharded).
     """
-    transports = (
-        [connection._transport]
+    pools = (
+        [connection._transport._pool]
         if isinstance(connection, httpx.AsyncClient)
-        else connection.httpcore_transports()
+        else connection.httpcore_pools()
     )
     busy = 0
-    for transport in transports:
-        pool = transport._pool
+    for pool in pools:
         busy += sum(1 for held in pool.connections if not held.is_idle())
         busy += len(pool._requests)
     return busy

@@ -28,6 +28,8 @@ from tests.faults._support import (
     outcome_of,
 )
 from ziggeo_async import APITimeoutError, AsyncZiggeo
+from ziggeo_async._connection import ClientConnection, ShardedTransport
+from ziggeo_async._transports import AiohttpTransport
 
 pytestmark = [
     pytest.mark.anyio,
@@ -47,11 +49,33 @@ POOL_TIMEOUT = 0.5
 ONE_CONNECTION = httpx.Limits(max_connections=1, max_keepalive_connections=1)
 
 
-def _one_connection_client(canary: Canary, server: ScriptedServer) -> AsyncZiggeo:
-    lent = httpx.AsyncClient(limits=ONE_CONNECTION, timeout=httpx.Timeout(2.0, pool=POOL_TIMEOUT))
-    client, _policy = make_client(
-        canary, server.url, http_client=lent, timeout=httpx.Timeout(2.0, pool=POOL_TIMEOUT)
+#: Every way a client reaches the network: a lent httpx client, the SDK's own pools
+#: (httpcore on the SDK's asyncio network backend, or on httpcore's under trio), and the
+#: aiohttp transport of the ``fast`` extra (asyncio only).
+ON_EVERY_TRANSPORT = pytest.mark.parametrize(
+    ("anyio_backend", "transport"),
+    [
+        ("asyncio", "lent httpx client"),
+        ("trio", "lent httpx client"),
+        ("asyncio", "owned pools"),
+        ("trio", "owned pools"),
+        ("asyncio", "owned aiohttp"),
+    ],
+)
+
+
+def _one_connection_client(canary: Canary, server: ScriptedServer, transport: str) -> AsyncZiggeo:
+    timeout = httpx.Timeout(2.0, pool=POOL_TIMEOUT)
+    if transport == "lent httpx client":
+        lent = httpx.AsyncClient(limits=ONE_CONNECTION, timeout=timeout)
+        client, _policy = make_client(canary, server.url, http_client=lent, timeout=timeout)
+        return client
+    owned: httpx.AsyncBaseTransport = (
+        ShardedTransport(ONE_CONNECTION)
+        if transport == "owned pools"
+        else AiohttpTransport(limits=ONE_CONNECTION)
     )
+    client, _policy = make_client(canary, server.url, timeout=timeout, owned_transport=owned)
     return client
 
 
@@ -69,20 +93,22 @@ async def _assert_still_usable_then_close(client: AsyncZiggeo, server: ScriptedS
         assert (await client.authtokens.get(SEEDED)).token == SEEDED
     busy = busy_pool_connections(http_client)
     await client.aclose()
-    await http_client.client.aclose()  # the lent httpx client: its owner closes it
+    if isinstance(http_client, ClientConnection):
+        await http_client.client.aclose()  # the lent httpx client: its owner closes it
     left_open = await server.wait_until_no_connection_is_open()
     LEDGER.leaked += busy + left_open
     assert busy == 0
     assert left_open == 0
 
 
+@ON_EVERY_TRANSPORT
 async def test_a_thousand_random_cancellations_leave_the_one_connection_usable(
-    servers: ServerGroup, canary: Canary, anyio_backend: str
+    servers: ServerGroup, canary: Canary, anyio_backend: str, transport: str
 ) -> None:
     rng = random.Random(20261127)
     server = await servers.start(default=delayed(respond, lambda: rng.uniform(0, 0.001)))
     server.store.seed(SEEDED, **SEED_FIELDS)
-    client = _one_connection_client(canary, server)
+    client = _one_connection_client(canary, server, transport)
     cancelled = completed = creates = 0
     returned: list[str] = []
     while cancelled < CANCELLATIONS:
@@ -111,13 +137,14 @@ async def test_a_thousand_random_cancellations_leave_the_one_connection_usable(
     LEDGER.scenarios.add("1,000 random cancellations on one connection")
 
 
+@ON_EVERY_TRANSPORT
 async def test_cancelling_create_many_part_way_leaves_the_one_connection_usable(
-    servers: ServerGroup, canary: Canary, anyio_backend: str
+    servers: ServerGroup, canary: Canary, anyio_backend: str, transport: str
 ) -> None:
     rng = random.Random(1127)
     server = await servers.start(default=delayed(respond, lambda: rng.uniform(0, 0.001)))
     server.store.seed(SEEDED, **SEED_FIELDS)
-    client = _one_connection_client(canary, server)
+    client = _one_connection_client(canary, server, transport)
     session_limits = iter(range(1, 1_000_000))
     pulled: set[int] = set()
     reported: list[str] = []
