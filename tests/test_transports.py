@@ -9,11 +9,13 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
+import httpcore
 import httpx
 import pytest
 
 from ziggeo_async import APIConnectionError, APITimeoutError, AsyncZiggeo, ConfigurationError
 from ziggeo_async._connection import OwnedTransport, ShardedTransport, open_connection
+from ziggeo_async._http11 import AsyncioHTTP11Connection
 from ziggeo_async._pipeline import classify_transport_error
 from ziggeo_async._retry import Failure
 
@@ -244,7 +246,7 @@ async def test_sharded_pools_spread_requests_and_close(
 
 @pytest.mark.parametrize("anyio_backend", ["asyncio", "trio"])
 @pytest.mark.anyio
-async def test_the_default_backend_is_httpx_own_pools(
+async def test_the_default_backend_is_httpcore_pools_with_the_sdks_asyncio_connections(
     anyio_backend: str, answering: MisbehavingServer
 ) -> None:
     async with AsyncZiggeo("app", "secret", base_url=answering.url) as client:
@@ -252,6 +254,11 @@ async def test_the_default_backend_is_httpx_own_pools(
         connection = client._connection()
         assert isinstance(connection, OwnedTransport)
         assert isinstance(connection.transport, ShardedTransport)
+        pooled = [held for shard in connection.transport.shards for held in shard.pool.connections]
+        expected = (
+            AsyncioHTTP11Connection if anyio_backend == "asyncio" else httpcore.AsyncHTTPConnection
+        )
+        assert [type(held) for held in pooled] == [expected]
     assert token.token == "t0123456789abcdef"
 
 

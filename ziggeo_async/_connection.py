@@ -8,11 +8,14 @@ auth flows, redirects, event hooks) as the transport spends moving the bytes
 (see benchmarks/README.md). Either way requests and responses are ``httpx`` objects
 and failures ``httpx`` exceptions, so the pipeline treats both alike.
 
-The owned transport is httpx's own, as small sharded pools (``ShardedTransport``),
-unless the client was made with ``http_backend="aiohttp"`` (the ``fast`` extra,
-asyncio only): then it is ``AiohttpTransport``. That is a choice, not automatic
-when aiohttp happens to be installed, because tools that mock httpx at the
-httpcore layer (respx) do not see requests that go through aiohttp.
+The owned transport is a set of small httpcore pools (``ShardedTransport`` of
+``PoolTransport``); under asyncio their connections are the SDK's own
+(``_http11.AsyncioHTTP11Connection`` on ``_network.NetworkBackend``), under trio
+httpcore's. Being httpcore pools, they are what respx patches. With
+``http_backend="aiohttp"`` (the ``fast`` extra, asyncio only) it is
+``AiohttpTransport`` instead: a choice, not automatic when aiohttp happens to be
+installed, because tools that mock httpx at the httpcore layer (respx) do not see
+requests that go through aiohttp.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import httpx
 import sniffio
 
 from ._errors import ConfigurationError
+from ._http11 import AsyncioHTTP11Connection
 from ._network import NetworkBackend
 
 __all__ = [
@@ -179,22 +183,62 @@ class OwnedTransport:
         return ()  # aiohttp keeps its own pool
 
 
-class PoolTransport(httpx.AsyncBaseTransport):
-    """One httpcore connection pool, connected through ``NetworkBackend``; httpx types out.
+class _ConnectionPool(httpcore.AsyncConnectionPool):
+    """httpcore's pool, making ``AsyncioHTTP11Connection`` under asyncio, its own under trio.
 
-    What ``httpx.AsyncHTTPTransport`` does for a plain pool, with the network backend
-    chosen here (httpx has no argument for it): the request handed to httpcore as is,
-    the whole body read before returning (the pipeline reads it at once anyway), and
-    httpcore's exceptions raised as httpx's, the most specific first.
+    ``create_connection`` is the hook httpcore's own proxy pools override; everything
+    else (queueing, limits, keep-alive expiry, respx's patching) is httpcore's.
+    """
+
+    def __init__(
+        self,
+        *,
+        ssl_context: ssl.SSLContext,
+        max_connections: int | None,
+        max_keepalive_connections: int | None,
+        keepalive_expiry: float | None,
+    ) -> None:
+        # HTTP/1.1 only, said in the handshake as httpcore says it (its connections set
+        # the same on this context under trio).
+        ssl_context.set_alpn_protocols(["http/1.1"])
+        backend = NetworkBackend()
+        super().__init__(
+            ssl_context=ssl_context,
+            max_connections=max_connections,
+            max_keepalive_connections=max_keepalive_connections,
+            keepalive_expiry=keepalive_expiry,
+            network_backend=backend,
+        )
+        self._sdk_ssl_context = ssl_context
+        self._sdk_keepalive_expiry = keepalive_expiry
+        self._sdk_backend = backend
+
+    def create_connection(self, origin: httpcore.Origin) -> httpcore.AsyncConnectionInterface:
+        if sniffio.current_async_library() != "asyncio":
+            return super().create_connection(origin)
+        return AsyncioHTTP11Connection(
+            origin,
+            ssl_context=self._sdk_ssl_context,
+            keepalive_expiry=self._sdk_keepalive_expiry,
+            network_backend=self._sdk_backend,
+        )
+
+
+class PoolTransport(httpx.AsyncBaseTransport):
+    """One httpcore connection pool of the SDK's choosing; httpx types in and out.
+
+    What ``httpx.AsyncHTTPTransport`` does for a plain pool, with the pool's
+    connections chosen here (httpx has no argument for that): the request handed to
+    httpcore as is, the whole body read before returning (the pipeline reads it at
+    once anyway), and httpcore's exceptions raised as httpx's, the most specific first.
     """
 
     def __init__(self, limits: httpx.Limits, ssl_context: ssl.SSLContext) -> None:
-        self.pool = httpcore.AsyncConnectionPool(
+        self.pool = _ConnectionPool(
             ssl_context=ssl_context,
             max_connections=limits.max_connections,
             max_keepalive_connections=limits.max_keepalive_connections,
             keepalive_expiry=limits.keepalive_expiry,
-            network_backend=NetworkBackend(),
         )
 
     def __repr__(self) -> str:

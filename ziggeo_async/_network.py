@@ -3,10 +3,10 @@
 httpcore reaches the network through a backend it is given (its public
 ``network_backend=`` argument). Its default under asyncio goes through anyio: a
 cancel scope around every read and write, and TLS run in Python over a memory BIO
-by anyio's ``TLSStream``. For a sequential caller over TLS that was about a third
-of the client's CPU per request (benchmarks/README.md). This backend puts each
-connection on an ``asyncio.Protocol`` and asyncio's own SSL transport instead.
-Under trio, and any other loop, connections go to httpcore's backend for it.
+by anyio's ``TLSStream``. This backend puts each connection on an
+``asyncio.Protocol`` and asyncio's own SSL transport instead; the SDK's HTTP/1.1
+connections (``_http11``) read and write through it. Under trio, and any other
+loop, connections go to httpcore's backend for it.
 
 Failures are the httpcore exceptions httpcore's own backends raise, from the same
 places: ``ConnectError``/``ConnectTimeout`` while connecting or handshaking,
