@@ -366,3 +366,73 @@ async def test_an_idle_connection_expires_with_its_keepalive_or_stray_bytes(
     now[0] -= 6
     stream.replies.append(b"unasked")
     assert connection.has_expired()
+
+
+# -- never more lenient than h11 -----------------------------------------------------
+
+
+def _h11_reading(wire: bytes, method: bytes) -> tuple[int, list[tuple[bytes, bytes]], bytes] | None:
+    """What h11 makes of ``wire`` as the answer to ``method``: None if it refuses it."""
+    import h11
+
+    client = h11.Connection(h11.CLIENT)
+    client.send(h11.Request(method=method, target="/", headers=[("Host", "api.test")]))
+    client.send(h11.EndOfMessage())
+    client.receive_data(wire)
+    client.receive_data(b"")
+    status, headers, body = 0, [], b""
+    try:
+        while True:
+            event = client.next_event()
+            if isinstance(event, h11.Response):
+                status, headers = event.status_code, list(event.headers.raw_items())
+            elif isinstance(event, h11.Data):
+                body += event.data
+            elif isinstance(event, h11.EndOfMessage):
+                return status, headers, body
+            elif event is h11.NEED_DATA or isinstance(event, h11.ConnectionClosed):
+                return None
+    except h11.RemoteProtocolError:
+        return None
+
+
+interesting_bytes = st.sampled_from(
+    [b"\r", b"\n", b"\r\n", b" ", b"\t", b":", b";", b",", b"0", b"9", b"a", b"-", b"\x00", b"\x0b"]
+)
+valid_responses = st.sampled_from(
+    [
+        b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-A: b c\r\n\r\nhello",
+        b"HTTP/1.1 201 Created\r\nTransfer-Encoding: chunked\r\n\r\n5;x=y\r\nhello\r\n0\r\n\r\n",
+        b"HTTP/1.0 200 OK\r\nServer: t\r\n\r\nuntil close",
+        b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 404 Not Found\r\nContent-Length: 2\r\n\r\nno",
+    ]
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    wire=valid_responses,
+    edits=st.lists(
+        st.tuples(st.integers(0, 120), st.integers(0, 2), interesting_bytes), min_size=1, max_size=3
+    ),
+)
+def test_what_it_accepts_h11_accepts_and_reads_alike(
+    wire: bytes, edits: list[tuple[int, int, bytes]]
+) -> None:
+    import anyio
+
+    for offset, removed, inserted in edits:
+        position = min(offset, len(wire))
+        wire = wire[:position] + inserted + wire[position + removed :]
+
+    async def ours() -> tuple[int, list[tuple[bytes, bytes]], bytes] | None:
+        connection, _stream = _connection([wire])
+        try:
+            response, body = await _exchange(connection)
+        except httpcore.RemoteProtocolError:
+            return None
+        return response.status, response.headers, body
+
+    reading = anyio.run(ours)
+    if reading is not None:  # refusing what h11 reads is allowed; reading what it refuses is not
+        assert _h11_reading(wire, b"GET") == reading

@@ -35,11 +35,13 @@ __all__ = ["AsyncioHTTP11Connection"]
 # A response head (status line and header fields) larger than this is refused.
 _MAX_HEAD: Final = 64 * 1024
 _READ_SIZE: Final = 64 * 1024
-_STATUS_LINE: Final = re.compile(rb"HTTP/1\.([01]) ([0-9]{3})(?: ([^\r\n\x00]*))?")
+# The grammar below is h11's (RFC 9110/9112 as h11 0.16 reads them), narrowed to HTTP/1.x.
+_STATUS_LINE: Final = re.compile(rb"HTTP/1\.([01]) ([0-9]{3})(?: ((?:[ \t]|[^\x00\s])*))?")
 _FIELD_NAME: Final = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-# What may not appear in a field value sent or received: it would end the field.
-_FIELD_VALUE_BREAK: Final = re.compile(rb"[\r\n\x00]")
-_CHUNK_SIZE: Final = re.compile(rb"([0-9A-Fa-f]{1,16})[ \t]*(?:;[^\r\n]*)?")
+_FIELD_VALUE: Final = re.compile(rb"(?:[^\x00\s]+(?:[ \t]+[^\x00\s]+)*)?")
+# What may not appear in a request target: it would end the request line.
+_TARGET_BREAK: Final = re.compile(rb"[\x00\s]")
+_CHUNK_SIZE: Final = re.compile(rb"([0-9A-Fa-f]{1,16})(?:;.*)?[ \t]*")
 _NO_BODY_STATUSES: Final = frozenset({204, 304})
 # A Content-Length of more digits than this is refused (no body here is an exabyte).
 _MAX_LENGTH_DIGITS: Final = 18
@@ -64,11 +66,11 @@ def _remote_error(message: str) -> httpcore.RemoteProtocolError:
 
 def _request_head(request: httpcore.Request) -> bytes:
     target = request.url.target
-    if _FIELD_VALUE_BREAK.search(target) or b" " in target:
-        raise httpcore.LocalProtocolError("the request target contains a space or line break")
+    if _TARGET_BREAK.search(target) or not _FIELD_NAME.fullmatch(request.method):
+        raise httpcore.LocalProtocolError("the request method or target is malformed")
     lines = [b"%s %s HTTP/1.1\r\n" % (request.method, target)]
     for name, value in request.headers:
-        if not _FIELD_NAME.fullmatch(name) or _FIELD_VALUE_BREAK.search(value):
+        if not _FIELD_NAME.fullmatch(name) or not _FIELD_VALUE.fullmatch(value):
             raise httpcore.LocalProtocolError("a request header has an invalid name or value")
         lines.append(b"%s: %s\r\n" % (name, value))
     lines.append(b"\r\n")
@@ -280,8 +282,8 @@ class AsyncioHTTP11Connection(httpcore.AsyncConnectionInterface):
         if not colon or not _FIELD_NAME.fullmatch(name):
             raise _remote_error("a response header field is malformed")
         value = value.strip(b" \t")
-        if _FIELD_VALUE_BREAK.search(value):
-            raise _remote_error("a response header value contains a line break")
+        if not _FIELD_VALUE.fullmatch(value):
+            raise _remote_error("a response header value has a control character")
         return name, value
 
     def _framing(
