@@ -323,3 +323,25 @@ def test_every_aiohttp_failure_maps_to_what_it_says_about_sending(
     assert type(mapped) is expected
     assert mapped.request is request
     assert classify_transport_error(mapped) is failure
+
+
+def test_a_mapped_aiohttp_failure_names_neither_the_token_id_nor_the_credentials() -> None:
+    import yarl
+    from multidict import CIMultiDict, CIMultiDictProxy
+
+    url = yarl.URL("http://127.0.0.1:9/v1/authtokens/tok-SECRET-ID-1234")
+    headers = CIMultiDictProxy(CIMultiDict({"Authorization": "Basic c2VjcmV0LWtleQ=="}))
+    request = httpx.Request("GET", str(url))
+    for error in (
+        aiohttp.ClientResponseError(
+            aiohttp.RequestInfo(url, "GET", headers, url), (), message="Invalid constant string"
+        ),
+        aiohttp.ConnectionTimeoutError(f"Connection timeout to host {url}"),
+    ):
+        text = str(_mapped(error, request))
+        assert "SECRET" not in text
+        assert "c2VjcmV0" not in text
+        assert text.startswith(type(error).__name__)
+    assert str(_mapped(aiohttp.ConnectionTimeoutError(f"to {url}"), request)).endswith(
+        "to http://127.0.0.1:9/…"
+    )

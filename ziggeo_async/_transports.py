@@ -26,6 +26,7 @@ bodies, not streaming downloads.
 from __future__ import annotations
 
 import asyncio
+import re
 import ssl
 from collections.abc import Awaitable, Callable
 from typing import Final
@@ -60,11 +61,28 @@ async def _no_silent_retry(
         raise _FailedAfterSending(error) from error
 
 
+# A URL's path and query, as aiohttp writes URLs into its messages.
+_URL_PATH: Final = re.compile(r"(https?://[^/\s'\"]+)/[^\s'\"]*")
+
+
+def _safe_message(error: BaseException) -> str:
+    """What went wrong, without the request URL's path (a token id) or its headers.
+
+    aiohttp puts the full URL in some messages (a connect timeout, a response it could
+    not parse), and a ``ClientResponseError`` holds the request's headers, the
+    Authorization header among them; so the mapped error carries only this text, and
+    is raised without the aiohttp error in its chain.
+    """
+    detail = error.message if isinstance(error, aiohttp.ClientResponseError) else str(error)
+    detail = _URL_PATH.sub(r"\1/…", detail)
+    return f"{type(error).__name__}: {detail}" if detail else type(error).__name__
+
+
 def _mapped(error: BaseException, request: httpx.Request) -> httpx.TransportError:
     """The httpx error that says truthfully how far ``request`` got."""
     if isinstance(error, _FailedAfterSending):
         error = error.cause
-    message = str(error) or type(error).__name__
+    message = _safe_message(error)
     mapped: httpx.TransportError
     if isinstance(error, aiohttp.ConnectionTimeoutError):
         mapped = httpx.ConnectTimeout(message, request=request)
@@ -183,7 +201,10 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                     },
                 )
         except (aiohttp.ClientError, _FailedAfterSending, asyncio.TimeoutError) as error:
-            raise _mapped(error, request) from error
+            failure = _mapped(error, request)
+        # Raised here, outside the except block, so the aiohttp error is neither its cause
+        # nor its context: see _safe_message.
+        raise failure
 
     async def aclose(self) -> None:
         session, self._session = self._session, None

@@ -157,6 +157,11 @@ async def outcome_of(canary: Canary, call: Awaitable[Any]) -> Outcome:
         return Outcome(error=error)
 
 
+def run_label(anyio_backend: str, transport: str = "") -> str:
+    """How the suite's summary counts a run: by event loop, and aiohttp apart."""
+    return f"{anyio_backend}+aiohttp" if "aiohttp" in transport else anyio_backend
+
+
 def make_client(
     canary: Canary,
     base_url: str,

@@ -26,6 +26,7 @@ from tests.faults._support import (
     busy_pool_connections,
     make_client,
     outcome_of,
+    run_label,
 )
 from ziggeo_async import APITimeoutError, AsyncZiggeo
 from ziggeo_async._connection import ClientConnection, ShardedTransport
@@ -133,7 +134,7 @@ async def test_a_thousand_random_cancellations_leave_the_one_connection_usable(
     assert len(server.store.created) <= creates
     _no_duplicate_session_limits(server)
     await _assert_still_usable_then_close(client, server)
-    LEDGER.runs[anyio_backend] += 1
+    LEDGER.runs[run_label(anyio_backend, transport)] += 1
     LEDGER.scenarios.add("1,000 random cancellations on one connection")
 
 
@@ -171,7 +172,7 @@ async def test_cancelling_create_many_part_way_leaves_the_one_connection_usable(
     assert made <= pulled, "a token was made for an item the batch never pulled"
     _no_duplicate_session_limits(server)
     await _assert_still_usable_then_close(client, server)
-    LEDGER.runs[anyio_backend] += 1
+    LEDGER.runs[run_label(anyio_backend, transport)] += 1
     LEDGER.scenarios.add("create_many cancelled part-way, 100 times, on one connection")
 
 

@@ -38,6 +38,7 @@ from tests.faults._support import (
     busy_pool_connections,
     make_client,
     outcome_of,
+    run_label,
 )
 from ziggeo_async import (
     APIConnectionError,
@@ -47,6 +48,7 @@ from ziggeo_async import (
     InternalServerError,
     RateLimitError,
 )
+from ziggeo_async._transports import AiohttpTransport
 
 pytestmark = pytest.mark.anyio
 
@@ -255,9 +257,24 @@ SCENARIOS = [
 ]
 
 
-@pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda scenario: scenario.name)
+#: Each scenario on the SDK's own pools (its HTTP/1.1 connections under asyncio,
+#: httpcore's under trio) and on the ``fast`` extra's aiohttp transport (asyncio only).
+#: A scenario that lends its own client runs on that client alone.
+RUNS = [
+    pytest.param(scenario, backend, transport, id=f"{scenario.name}-{backend}-{transport}")
+    for scenario in SCENARIOS
+    for backend, transport in [
+        ("asyncio", "owned pools"),
+        ("trio", "owned pools"),
+        ("asyncio", "owned aiohttp"),
+    ]
+    if not (scenario.lent_client_follows_redirects and transport == "owned aiohttp")
+]
+
+
+@pytest.mark.parametrize(("scenario", "anyio_backend", "transport"), RUNS)
 async def test_tcp_fault(
-    scenario: TcpScenario, servers: ServerGroup, canary: Canary, anyio_backend: str
+    scenario: TcpScenario, servers: ServerGroup, canary: Canary, anyio_backend: str, transport: str
 ) -> None:
     other = await servers.start(host="127.0.0.2")
     server = await servers.start(scenario.script(other.url))
@@ -273,7 +290,17 @@ async def test_tcp_fault(
         if scenario.lent_client_follows_redirects
         else None
     )
-    client, policy = make_client(canary, base_url, timeout=TIMEOUT, http_client=lent)
+    client, policy = make_client(
+        canary,
+        base_url,
+        timeout=TIMEOUT,
+        http_client=lent,
+        owned_transport=(
+            AiohttpTransport(limits=httpx.Limits(max_connections=8))
+            if transport == "owned aiohttp"
+            else None
+        ),
+    )
     http_client = client._connection()
     try:
         outcome = await outcome_of(canary, CALLS[scenario.operation](client))
@@ -295,5 +322,5 @@ async def test_tcp_fault(
     assert busy == 0, "a pooled connection stayed busy after the call ended"
     assert left_open == 0, "the server still holds connections after aclose()"
     assert http_client.is_closed
-    LEDGER.runs[anyio_backend] += 1
+    LEDGER.runs[run_label(anyio_backend, transport)] += 1
     LEDGER.scenarios.add(scenario.name)
