@@ -8,6 +8,7 @@ loop under test, so the same tests run on asyncio (the SDK's backend) and on tri
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import ipaddress
 import socket
@@ -125,6 +126,7 @@ class Server:
         self.port = self._listener.getsockname()[1]
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._accepted: list[socket.socket] = []
 
     @property
     def url(self) -> str:
@@ -137,6 +139,11 @@ class Server:
 
     def __exit__(self, *exc_info: object) -> None:
         self._stop.set()
+        # The client's close may still be queued on its event loop, which this join
+        # blocks: end the server's side of every connection rather than wait for it.
+        for connection in self._accepted:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
         for thread in self._threads:
             thread.join(timeout=5)
         self._listener.close()
@@ -148,6 +155,7 @@ class Server:
             except TimeoutError:
                 continue
             self.connections += 1
+            self._accepted.append(connection)
             thread = threading.Thread(target=self._serve, args=(connection,), daemon=True)
             self._threads.append(thread)
             thread.start()
@@ -162,6 +170,7 @@ class Server:
                     return
                 raw.settimeout(2)
                 connection = self.tls.wrap_socket(raw, server_side=True)
+                self._accepted.append(connection)  # the raw socket's descriptor moved here
             connection.settimeout(2)
             served = 0
             while not self._stop.is_set():

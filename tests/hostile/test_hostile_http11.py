@@ -16,6 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.hostile._profiles import HOSTILE
 from ziggeo_async._http11 import AsyncioHTTP11Connection
 from ziggeo_async._network import NetworkBackend
 
@@ -170,7 +171,7 @@ field_names = st.from_regex(rb"\A[A-Za-z][A-Za-z0-9-]{0,12}\Z").filter(
 field_values = st.from_regex(rb"\A[!-~]([ -~]{0,20}[!-~])?\Z")
 
 
-@settings(max_examples=200, deadline=None)
+@settings(HOSTILE, max_examples=max(1, HOSTILE.max_examples // 3))
 @given(
     status=st.integers(200, 599).filter(lambda status: status not in (204, 304)),
     fields=st.lists(st.tuples(field_names, field_values), max_size=5),
@@ -277,7 +278,7 @@ async def test_responses_without_a_body_read_none(
     assert connection.is_idle()
 
 
-HOSTILE = {
+MALFORMED = {
     "nothing at all": [],
     "HTTP/2 status line": [b"HTTP/2 200 OK\r\n\r\n"],
     "four-digit status": [b"HTTP/1.1 2000 OK\r\n\r\n"],
@@ -312,7 +313,7 @@ HOSTILE = {
 }
 
 
-@pytest.mark.parametrize("replies", list(HOSTILE.values()), ids=list(HOSTILE))
+@pytest.mark.parametrize("replies", list(MALFORMED.values()), ids=list(MALFORMED))
 async def test_a_malformed_response_is_a_remote_protocol_error_and_closes(
     anyio_backend: str, replies: list[bytes]
 ) -> None:
@@ -409,7 +410,7 @@ valid_responses = st.sampled_from(
 )
 
 
-@settings(max_examples=400, deadline=None)
+@settings(HOSTILE, max_examples=max(1, HOSTILE.max_examples // 2))
 @given(
     wire=valid_responses,
     edits=st.lists(
