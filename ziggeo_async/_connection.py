@@ -234,6 +234,7 @@ class PoolTransport(httpx.AsyncBaseTransport):
     """
 
     def __init__(self, limits: httpx.Limits, ssl_context: ssl.SSLContext) -> None:
+        self._max_connections = limits.max_connections
         self.pool = _ConnectionPool(
             ssl_context=ssl_context,
             max_connections=limits.max_connections,
@@ -242,7 +243,7 @@ class PoolTransport(httpx.AsyncBaseTransport):
         )
 
     def __repr__(self) -> str:
-        return f"<PoolTransport max_connections={self.pool._max_connections}>"  # noqa: SLF001
+        return f"<PoolTransport max_connections={self._max_connections}>"
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         url = request.url
