@@ -517,3 +517,29 @@ async def test_a_streamed_request_body_is_sent_as_is(anyio_backend: str) -> None
         await transport.aclose()
     assert response.status_code == 200
     assert server.bodies == [b"session_limit=1"]
+
+
+def _reading_paused(stream: AsyncioStream) -> bool:
+    return stream._protocol.reading_paused  # the flow control under test
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_reading_pauses_while_unread_data_piles_up_then_resumes(
+    anyio_backend: str, silent_peer: SilentPeer
+) -> None:
+    stream = await _connect(silent_peer)
+    assert isinstance(stream, AsyncioStream)
+    peer = silent_peer.accept()
+    sent = bytes(range(256)) * (8 * 1024)  # 2 MiB, far beyond the read buffer limit
+    sender = threading.Thread(target=peer.sendall, args=(sent,))
+    sender.start()
+    with anyio.fail_after(5):
+        while not _reading_paused(stream):  # nothing read yet: the transport must pause
+            await asyncio.sleep(0.01)
+    received = bytearray()
+    while len(received) < len(sent):
+        received += await stream.read(65536, timeout=5)
+    await anyio.to_thread.run_sync(sender.join, 5)
+    assert bytes(received) == sent
+    assert not _reading_paused(stream)
+    await stream.aclose()
