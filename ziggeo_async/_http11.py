@@ -60,10 +60,6 @@ class _Framing(Enum):
     UNTIL_CLOSE = "until close"
 
 
-def _remote_error(message: str) -> httpcore.RemoteProtocolError:
-    return httpcore.RemoteProtocolError(message)
-
-
 def _request_head(request: httpcore.Request) -> bytes:
     target = request.url.target
     if _TARGET_BREAK.search(target) or not _FIELD_NAME.fullmatch(request.method):
@@ -88,7 +84,7 @@ def _framing_fields(headers: list[tuple[bytes, bytes]]) -> tuple[set[bytes], byt
             lengths.update(part.strip() for part in value.split(b","))
         elif lowered == b"transfer-encoding":
             if transfer_encoding is not None:
-                raise _remote_error("the response has two Transfer-Encoding fields")
+                raise httpcore.RemoteProtocolError("the response has two Transfer-Encoding fields")
             transfer_encoding = value.lower()
         elif lowered == b"connection" and _has_token(value, b"close"):
             close = True
@@ -252,26 +248,28 @@ class AsyncioHTTP11Connection(httpcore.AsyncConnectionInterface):
             searched = 0
             while (end := buffer.find(b"\r\n\r\n", max(0, searched - 3))) < 0:
                 if len(buffer) > _MAX_HEAD:
-                    raise _remote_error("the response head is too large")
+                    raise httpcore.RemoteProtocolError("the response head is too large")
                 searched = len(buffer)
                 if not await self._fill(timeout):
-                    raise _remote_error(
+                    raise httpcore.RemoteProtocolError(
                         "Server disconnected without sending a response."
                         if not buffer
                         else "Server disconnected in the middle of the response head."
                     )
             if end > _MAX_HEAD:
-                raise _remote_error("the response head is too large")
+                raise httpcore.RemoteProtocolError("the response head is too large")
             lines = bytes(buffer[:end]).split(b"\r\n")
             del buffer[: end + 4]
             status_line = _STATUS_LINE.fullmatch(lines[0])
             if status_line is None:
-                raise _remote_error("the response does not start with an HTTP/1.x status line")
+                raise httpcore.RemoteProtocolError(
+                    "the response does not start with an HTTP/1.x status line"
+                )
             minor, code, reason = status_line.groups()
             headers = [self._field(line) for line in lines[1:]]
             status = int(code)
             if status == 101:  # noqa: PLR2004 - Switching Protocols: never asked for here
-                raise _remote_error("the server switched protocols unasked")
+                raise httpcore.RemoteProtocolError("the server switched protocols unasked")
             if status >= 200:  # noqa: PLR2004 - the final response
                 self._http10 = minor == b"0"
                 return status, reason or b"", headers
@@ -280,10 +278,10 @@ class AsyncioHTTP11Connection(httpcore.AsyncConnectionInterface):
     def _field(line: bytes) -> tuple[bytes, bytes]:
         name, colon, value = line.partition(b":")
         if not colon or not _FIELD_NAME.fullmatch(name):
-            raise _remote_error("a response header field is malformed")
+            raise httpcore.RemoteProtocolError("a response header field is malformed")
         value = value.strip(b" \t")
         if not _FIELD_VALUE.fullmatch(value):
-            raise _remote_error("a response header value has a control character")
+            raise httpcore.RemoteProtocolError("a response header value has a control character")
         return name, value
 
     def _framing(
@@ -296,14 +294,18 @@ class AsyncioHTTP11Connection(httpcore.AsyncConnectionInterface):
             return _Framing.LENGTH, 0
         if transfer_encoding is not None:
             if lengths:
-                raise _remote_error("the response has both Content-Length and Transfer-Encoding")
+                raise httpcore.RemoteProtocolError(
+                    "the response has both Content-Length and Transfer-Encoding"
+                )
             if transfer_encoding != b"chunked":
-                raise _remote_error("the response uses a Transfer-Encoding other than chunked")
+                raise httpcore.RemoteProtocolError(
+                    "the response uses a Transfer-Encoding other than chunked"
+                )
             return _Framing.CHUNKED, 0
         if lengths:
             (length,) = lengths if len(lengths) == 1 else (b"",)
             if not length.isdigit() or len(length) > _MAX_LENGTH_DIGITS:
-                raise _remote_error("the response has an invalid Content-Length")
+                raise httpcore.RemoteProtocolError("the response has an invalid Content-Length")
             return _Framing.LENGTH, int(length)
         self._reusable = False
         return _Framing.UNTIL_CLOSE, 0
@@ -325,7 +327,7 @@ class AsyncioHTTP11Connection(httpcore.AsyncConnectionInterface):
         buffer = self._buffer
         while len(buffer) < length:
             if not await self._fill(timeout):
-                raise _remote_error(
+                raise httpcore.RemoteProtocolError(
                     "peer closed connection without sending complete message body: "
                     f"received {len(buffer)} bytes, expected {length}"
                 )
@@ -337,9 +339,11 @@ class AsyncioHTTP11Connection(httpcore.AsyncConnectionInterface):
         buffer = self._buffer
         while (end := buffer.find(b"\r\n")) < 0:
             if len(buffer) > _MAX_HEAD:
-                raise _remote_error("a chunked body line is too long")
+                raise httpcore.RemoteProtocolError("a chunked body line is too long")
             if not await self._fill(timeout):
-                raise _remote_error("peer closed connection without sending complete message body")
+                raise httpcore.RemoteProtocolError(
+                    "peer closed connection without sending complete message body"
+                )
         line = bytes(buffer[:end])
         del buffer[: end + 2]
         return line
@@ -349,7 +353,7 @@ class AsyncioHTTP11Connection(httpcore.AsyncConnectionInterface):
         while True:
             size_line = _CHUNK_SIZE.fullmatch(await self._read_line(timeout))
             if size_line is None:
-                raise _remote_error("a chunk size line is malformed")
+                raise httpcore.RemoteProtocolError("a chunk size line is malformed")
             size = int(size_line.group(1), 16)
             if size == 0:
                 while await self._read_line(timeout):  # trailer fields, then an empty line
@@ -357,7 +361,7 @@ class AsyncioHTTP11Connection(httpcore.AsyncConnectionInterface):
                 return b"".join(chunks)
             chunks.append(await self._read_exactly(size, timeout))
             if await self._read_line(timeout):
-                raise _remote_error("a chunk is longer than its size line says")
+                raise httpcore.RemoteProtocolError("a chunk is longer than its size line says")
 
     def _response_complete(self, *, reusable: bool) -> bool:
         """Back to idle if the server allows it; True if the connection is reusable."""
