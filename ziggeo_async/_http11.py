@@ -91,6 +91,32 @@ def _framing_fields(headers: list[tuple[bytes, bytes]]) -> tuple[set[bytes], byt
     return lengths, transfer_encoding, close
 
 
+def _framing(
+    request: httpcore.Request, status: int, headers: list[tuple[bytes, bytes]]
+) -> tuple[_Framing, int, bool]:
+    """How the body ends, its length if framed by one, and whether the response lets the
+    connection be reused after it."""
+    lengths, transfer_encoding, close = _framing_fields(headers)
+    if request.method == b"HEAD" or status in _NO_BODY_STATUSES:
+        return _Framing.LENGTH, 0, not close
+    if transfer_encoding is not None:
+        if lengths:
+            raise httpcore.RemoteProtocolError(
+                "the response has both Content-Length and Transfer-Encoding"
+            )
+        if transfer_encoding != b"chunked":
+            raise httpcore.RemoteProtocolError(
+                "the response uses a Transfer-Encoding other than chunked"
+            )
+        return _Framing.CHUNKED, 0, not close
+    if lengths:
+        (length,) = lengths if len(lengths) == 1 else (b"",)
+        if not length.isdigit() or len(length) > _MAX_LENGTH_DIGITS:
+            raise httpcore.RemoteProtocolError("the response has an invalid Content-Length")
+        return _Framing.LENGTH, int(length), not close
+    return _Framing.UNTIL_CLOSE, 0, False
+
+
 def _has_token(value: bytes, token: bytes) -> bool:
     return token in (part.strip().lower() for part in value.split(b","))
 
@@ -115,10 +141,6 @@ class AsyncioHTTP11Connection(httpcore.AsyncConnectionInterface):
         self._expire_at: float | None = None
         self._buffer = bytearray()
         self._requests = 0
-        # Set per request, from its headers and the response's.
-        self._close_after_response = False
-        self._http10 = False
-        self._reusable = False
 
     def __repr__(self) -> str:
         return f"<AsyncioHTTP11Connection [{self.info()}]>"
@@ -180,17 +202,18 @@ class AsyncioHTTP11Connection(httpcore.AsyncConnectionInterface):
             raise httpcore.ConnectionNotAvailable
         self._requests += 1
         try:
-            await self._send(request, timeouts.get("write"))
+            request_says_close = await self._send(request, timeouts.get("write"))
             read_timeout = timeouts.get("read")
-            status, reason, headers = await self._receive_head(read_timeout)
-            framing, length = self._framing(request, status, headers)
+            http10, status, reason, headers = await self._receive_head(read_timeout)
+            framing, length, reusable = _framing(request, status, headers)
+            reusable = reusable and not (request_says_close or http10)
         except BaseException:
             await self.aclose()
             raise
         return httpcore.Response(
             status,
             headers=headers,
-            content=_ResponseBody(self, framing, length, read_timeout, reusable=self._reusable),
+            content=_ResponseBody(self, framing, length, read_timeout, reusable=reusable),
             extensions={"http_version": b"HTTP/1.1", "reason_phrase": reason},
         )
 
@@ -204,11 +227,12 @@ class AsyncioHTTP11Connection(httpcore.AsyncConnectionInterface):
             stream = await stream.start_tls(self._ssl_context, server_hostname, timeout)
         return stream
 
-    async def _send(self, request: httpcore.Request, timeout: float | None) -> None:
+    async def _send(self, request: httpcore.Request, timeout: float | None) -> bool:
+        """Write the request; True if it asks for the connection to close after it."""
         assert self._stream is not None
         head = _request_head(request)
         declared_length: int | None = None
-        chunked = self._close_after_response = False
+        chunked = close = False
         for name, value in request.headers:
             lowered = name.lower()
             if lowered == b"content-length" and value.isdigit():
@@ -216,7 +240,7 @@ class AsyncioHTTP11Connection(httpcore.AsyncConnectionInterface):
             elif lowered == b"transfer-encoding":
                 chunked = _has_token(value, b"chunked")
             elif lowered == b"connection":
-                self._close_after_response = _has_token(value, b"close")
+                close = _has_token(value, b"close")
         parts = [head]
         sent = 0
         async for chunk in cast("AsyncIterable[bytes]", request.stream):  # async, from httpx
@@ -232,6 +256,7 @@ class AsyncioHTTP11Connection(httpcore.AsyncConnectionInterface):
             )
         # One write: over TLS, one record for the whole request when it is small.
         await self._stream.write(b"".join(parts), timeout)
+        return close
 
     async def _fill(self, timeout: float | None) -> bool:
         """Read more into the buffer; False when the server has closed the connection."""
@@ -242,7 +267,8 @@ class AsyncioHTTP11Connection(httpcore.AsyncConnectionInterface):
 
     async def _receive_head(
         self, timeout: float | None
-    ) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+    ) -> tuple[bool, int, bytes, list[tuple[bytes, bytes]]]:
+        """The final response's head: (HTTP/1.0?, status, reason, header fields)."""
         while True:  # interim 1xx responses are read and skipped
             buffer = self._buffer
             searched = 0
@@ -271,8 +297,7 @@ class AsyncioHTTP11Connection(httpcore.AsyncConnectionInterface):
             if status == 101:  # noqa: PLR2004 - Switching Protocols: never asked for here
                 raise httpcore.RemoteProtocolError("the server switched protocols unasked")
             if status >= 200:  # noqa: PLR2004 - the final response
-                self._http10 = minor == b"0"
-                return status, reason or b"", headers
+                return minor == b"0", status, reason or b"", headers
 
     @staticmethod
     def _field(line: bytes) -> tuple[bytes, bytes]:
@@ -283,32 +308,6 @@ class AsyncioHTTP11Connection(httpcore.AsyncConnectionInterface):
         if not _FIELD_VALUE.fullmatch(value):
             raise httpcore.RemoteProtocolError("a response header value has a control character")
         return name, value
-
-    def _framing(
-        self, request: httpcore.Request, status: int, headers: list[tuple[bytes, bytes]]
-    ) -> tuple[_Framing, int]:
-        """How the body ends, and whether the connection may be reused after it."""
-        lengths, transfer_encoding, close = _framing_fields(headers)
-        self._reusable = not (close or self._close_after_response or self._http10)
-        if request.method == b"HEAD" or status in _NO_BODY_STATUSES:
-            return _Framing.LENGTH, 0
-        if transfer_encoding is not None:
-            if lengths:
-                raise httpcore.RemoteProtocolError(
-                    "the response has both Content-Length and Transfer-Encoding"
-                )
-            if transfer_encoding != b"chunked":
-                raise httpcore.RemoteProtocolError(
-                    "the response uses a Transfer-Encoding other than chunked"
-                )
-            return _Framing.CHUNKED, 0
-        if lengths:
-            (length,) = lengths if len(lengths) == 1 else (b"",)
-            if not length.isdigit() or len(length) > _MAX_LENGTH_DIGITS:
-                raise httpcore.RemoteProtocolError("the response has an invalid Content-Length")
-            return _Framing.LENGTH, int(length)
-        self._reusable = False
-        return _Framing.UNTIL_CLOSE, 0
 
     # -- the response body (read by _ResponseBody) ----------------------------------
 
