@@ -2,7 +2,7 @@
 
     python benchmarks/bench_sync.py [--rounds 7] [--calls 1000]
 
-Three timings, on the same in-process transport (``httpx.MockTransport``: no
+Three timings, on the same in-process transport (``httpx2.MockTransport``: no
 sockets, no server), interleaved in small batches so that load from elsewhere on
 the machine falls on all three alike:
 
@@ -30,7 +30,7 @@ import sys
 import time
 from pathlib import Path
 
-import httpx
+import httpx2
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -44,11 +44,11 @@ BATCH = 20
 TOKEN = "benchmark-token"
 
 
-def transport() -> httpx.MockTransport:
-    def handle(_request: httpx.Request) -> httpx.Response:
-        return httpx.Response(200, json={"token": TOKEN, "session_limit": 1})
+def transport() -> httpx2.MockTransport:
+    def handle(_request: httpx2.Request) -> httpx2.Response:
+        return httpx2.Response(200, json={"token": TOKEN, "session_limit": 1})
 
-    return httpx.MockTransport(handle)
+    return httpx2.MockTransport(handle)
 
 
 async def time_async(client: AsyncZiggeo, calls: int) -> list[float]:
@@ -94,7 +94,7 @@ def time_raw_hop(loop: asyncio.AbstractEventLoop, calls: int) -> list[float]:
 
 def make_async_client() -> AsyncZiggeo:
     # Made on the portal's loop, like SyncZiggeo's own: its HTTP client belongs there.
-    return AsyncZiggeo("app", "key", http_client=httpx.AsyncClient(transport=transport()))
+    return AsyncZiggeo("app", "key", http_client=httpx2.AsyncClient(transport=transport()))
 
 
 def one_round(
@@ -122,7 +122,7 @@ def run_round(calls: int) -> tuple[float, float, float, float]:
     """One round in this process: a fresh portal pair, warmed up, then ``calls`` calls each."""
     with (
         start_blocking_portal() as portal,
-        SyncZiggeo("app", "key", http_client=httpx.AsyncClient(transport=transport())) as sync,
+        SyncZiggeo("app", "key", http_client=httpx2.AsyncClient(transport=transport())) as sync,
     ):
         async_client = portal.call(make_async_client)
         one_round(portal, async_client, sync, 100)  # warm up both paths

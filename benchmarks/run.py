@@ -128,7 +128,7 @@ def median_run(runs: list[Run]) -> dict[str, float]:
 BATCH_CONTENDERS = [
     ("official_seq", "official SDK, sequential", {}),
     ("official_threads", "official SDK, 16 threads", {}),
-    ("raw_httpx", "stock httpx.AsyncClient, 64 in flight", {}),
+    ("raw_httpx2", "stock httpx2.AsyncClient, 64 in flight", {}),
     ("ours", "ours, plain install, create_many(64)", {"plain": True}),
     ("ours", "ours + [fast], create_many(64)", {}),
     ("bare_aiohttp", "bare aiohttp loop, 64 in flight", {}),

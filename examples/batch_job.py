@@ -23,7 +23,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
-import httpx
+import httpx2
 
 from ziggeo_async import AsyncZiggeo, ZiggeoError
 from ziggeo_async.testing import FakeZiggeo
@@ -92,7 +92,7 @@ async def open_ziggeo(stack: AsyncExitStack) -> AsyncZiggeo:
         )
     print("ZIGGEO_APP_TOKEN is not set: using an embedded FakeZiggeo", file=sys.stderr)
     fake = FakeZiggeo()
-    http_client = await stack.enter_async_context(httpx.AsyncClient(transport=fake.transport()))
+    http_client = await stack.enter_async_context(httpx2.AsyncClient(transport=fake.transport()))
     return await stack.enter_async_context(
         AsyncZiggeo(fake.app_token, fake.private_key, http_client=http_client)
     )

@@ -18,7 +18,7 @@ import sys
 from datetime import timedelta
 
 import anyio
-import httpx
+import httpx2
 
 from ziggeo_async import NotFoundError, SyncZiggeo
 from ziggeo_async.legacy import Ziggeo
@@ -79,7 +79,7 @@ def main() -> int:
         credentials = (fake.app_token, fake.private_key, fake.encryption_key)
         base_url = None
         # Lent to both clients; they use it on their own portal threads and never close it.
-        http_client = httpx.AsyncClient(transport=fake.transport())
+        http_client = httpx2.AsyncClient(transport=fake.transport())
 
     # One client per process, closed by `with` (it holds a thread): in a web app, make
     # it at start-up and close it at shutdown rather than one per request.

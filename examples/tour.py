@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
-import httpx
+import httpx2
 
 from ziggeo_async import AsyncZiggeo, Grant, Grants, NotFoundError
 from ziggeo_async.testing import FakeZiggeo
@@ -18,7 +18,7 @@ from ziggeo_async.testing import FakeZiggeo
 
 async def main() -> None:
     fake = FakeZiggeo()
-    http_client = httpx.AsyncClient(transport=fake.transport())
+    http_client = httpx2.AsyncClient(transport=fake.transport())
     async with (
         http_client,
         AsyncZiggeo(

@@ -5,6 +5,7 @@ import pickle
 from typing import Any
 
 import httpx
+import httpx2
 import pytest
 import respx
 
@@ -18,6 +19,7 @@ from tests._support import (
     make_client,
 )
 from ziggeo_async import APIStatusError, AsyncZiggeo, ClientClosedError, ConfigurationError
+from ziggeo_async.testing import FakeZiggeo
 
 
 def lent_client() -> httpx.AsyncClient:
@@ -136,33 +138,36 @@ async def test_a_lent_http_client_is_used_and_left_open() -> None:
 
 
 @pytest.mark.anyio
-async def test_an_owned_http_client_is_made_on_first_use_and_closed() -> None:
-    client = AsyncZiggeo("app", "pk")
+async def test_an_owned_http_client_is_made_on_first_use_and_closed(
+    served_fake: tuple[FakeZiggeo, str],
+) -> None:
+    fake, url = served_fake
+    client = AsyncZiggeo(fake.app_token, fake.private_key, base_url=url)
     assert owned_client(client) is None
-    with respx.mock(assert_all_called=True) as router:
-        router.get(f"{COLLECTION_URL}tok").respond(200, json={"token": "tok"})
-        await client.authtokens.get("tok")
-        await client.authtokens.get("tok")
+    token = await client.authtokens.create(session_limit=1)
+    await client.authtokens.get(token.token)
     owned = owned_client(client)
     assert owned is not None
-    assert (owned.is_closed, client.closed) == (False, False)
+    assert isinstance(owned.client, httpx2.AsyncClient)
+    assert (owned.client.is_closed, client.closed) == (False, False)
     await client.aclose()
-    assert owned.is_closed
+    assert owned.client.is_closed
     await client.aclose()  # idempotent
     assert client.closed
 
 
 @pytest.mark.anyio
-async def test_async_with_closes_the_client() -> None:
-    async with AsyncZiggeo("app", "pk") as client:
+async def test_async_with_closes_the_client(served_fake: tuple[FakeZiggeo, str]) -> None:
+    fake, url = served_fake
+    async with AsyncZiggeo(fake.app_token, fake.private_key, base_url=url) as client:
         assert isinstance(client, AsyncZiggeo)
-        with respx.mock(assert_all_called=True) as router:
-            router.delete(f"{COLLECTION_URL}tok").respond(204)
-            await client.authtokens.delete("tok")
+        token = await client.authtokens.create(session_limit=1)
+        await client.authtokens.delete(token.token)
         owned = owned_client(client)
         assert owned is not None
     assert client.closed
-    assert owned.is_closed
+    assert owned.client.is_closed
+    assert fake.tokens == {}
 
 
 @pytest.mark.parametrize(

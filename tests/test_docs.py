@@ -3,7 +3,8 @@
 The preamble the blocks may rely on (docs/index.md states it for readers):
 
 - ``https://srv-api.ziggeo.com`` and the eu-west-1 host are answered by a FakeZiggeo
-  (intercepted with respx, so the SDK's own HTTP client and pipeline run unchanged);
+  (intercepted in httpx2's transport, and with respx for legacy httpx clients, so the
+  SDK's own HTTP client and pipeline run unchanged);
 - its credentials are ``YOUR_APP_TOKEN``, ``YOUR_PRIVATE_KEY`` and
   ``YOUR_ENCRYPTION_KEY``, also set as ``ZIGGEO_APP_TOKEN``, ``ZIGGEO_PRIVATE_KEY`` and
   ``ZIGGEO_ENCRYPTION_KEY``;
@@ -31,6 +32,7 @@ from typing import Any
 
 import attrs
 import httpx
+import httpx2
 import pytest
 import respx
 
@@ -122,7 +124,18 @@ def fake_ziggeo(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeZiggeo]:
     transport = fake.transport()
 
     async def answer(request: httpx.Request) -> httpx.Response:
-        return await transport.handle_async_request(request)
+        return await transport.handle_async_request(request)  # type: ignore[no-any-return]
+
+    # respx patches legacy httpx only; the SDK's own httpx2 client is intercepted here,
+    # at its transport, for Ziggeo's hosts alone.
+    real_handle = httpx2.AsyncHTTPTransport.handle_async_request
+
+    async def handle(self: httpx2.AsyncHTTPTransport, request: httpx2.Request) -> Any:
+        if request.url.host in ZIGGEO_HOSTS:
+            return await transport.handle_async_request(request)
+        return await real_handle(self, request)
+
+    monkeypatch.setattr(httpx2.AsyncHTTPTransport, "handle_async_request", handle)
 
     for name, value in CREDENTIALS.items():
         monkeypatch.setenv(name, value)

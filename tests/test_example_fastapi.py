@@ -1,4 +1,4 @@
-"""examples/fastapi_app against FakeZiggeo, through httpx.ASGITransport (no sockets)."""
+"""examples/fastapi_app against FakeZiggeo, through httpx2.ASGITransport (no sockets)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
-import httpx
+import httpx2
 import pytest
 
 from examples.fastapi_app.main import Settings, create_app
@@ -38,7 +38,7 @@ async def lifespan(app: Any) -> AsyncIterator[None]:
 
 
 class Site:
-    def __init__(self, fake: FakeZiggeo, app: Any, client: httpx.AsyncClient) -> None:
+    def __init__(self, fake: FakeZiggeo, app: Any, client: httpx2.AsyncClient) -> None:
         self.fake = fake
         self.app = app
         self.client = client
@@ -53,18 +53,18 @@ class Site:
 async def site() -> AsyncIterator[Site]:
     fake = FakeZiggeo("site-app-token", *SECRETS)
     settings = Settings(fake.app_token, fake.private_key, fake.encryption_key)
-    async with httpx.AsyncClient(transport=fake.transport()) as to_ziggeo:
+    async with httpx2.AsyncClient(transport=fake.transport()) as to_ziggeo:
         app = create_app(settings, http_client=to_ziggeo)
         async with (
             lifespan(app),
-            httpx.AsyncClient(
-                transport=httpx.ASGITransport(app=app), base_url="http://site.test"
+            httpx2.AsyncClient(
+                transport=httpx2.ASGITransport(app=app), base_url="http://site.test"
             ) as client,
         ):
             yield Site(fake, app, client)
 
 
-def assert_no_secret(response: httpx.Response) -> None:
+def assert_no_secret(response: httpx2.Response) -> None:
     for secret in (*SECRETS, "Authorization", "Basic "):
         assert secret not in response.text
         assert all(secret not in value for value in response.headers.values())
@@ -206,11 +206,11 @@ async def test_page_can_carry_a_server_auth_token(site: Site) -> None:
 async def test_lifespan_opens_one_client_and_closes_it() -> None:
     fake = FakeZiggeo()
     settings = Settings(fake.app_token, fake.private_key, fake.encryption_key)
-    async with httpx.AsyncClient(transport=fake.transport()) as to_ziggeo:
+    async with httpx2.AsyncClient(transport=fake.transport()) as to_ziggeo:
         app = create_app(settings, http_client=to_ziggeo)
         async with (
             lifespan(app),
-            httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c,
+            httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app), base_url="http://t") as c,
         ):
             ziggeo = app.state.ziggeo
             await c.post("/server-tokens", json={"video": "v"})
@@ -232,7 +232,7 @@ async def test_without_credentials_the_app_runs_on_an_embedded_fake(
     with caplog.at_level(logging.WARNING, logger="fastapi_app"):
         async with (
             lifespan(app),
-            httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c,
+            httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app), base_url="http://t") as c,
         ):
             created = await c.post("/server-tokens", json={"video": "v"})
             token = created.json()["server_auth"]

@@ -6,19 +6,21 @@ import base64
 import sys
 import warnings
 from types import TracebackType
-from typing import Final, Literal
+from typing import Final
 
 import attrs
-import httpx
+import httpx2
 
-from ._connection import (
+from ._errors import ClientClosedError, ConfigurationError
+from ._http import (
     HTTP_BACKENDS,
-    ClientConnection,
+    HTTPBackend,
     HTTPConnection,
     aiohttp_installed,
-    open_connection,
+    is_http_client,
+    open_owned_connection,
+    to_httpx2_timeout,
 )
-from ._errors import ClientClosedError, ConfigurationError
 from ._pipeline import RequestPipeline
 from ._retry import RetryPolicy
 from ._tokens import MIN_ENCRYPTION_KEY_CHARS, ClientTokenCipher, WeakEncryptionKeyWarning
@@ -29,11 +31,8 @@ __all__ = ["DEFAULT_HOST", "EU_WEST_1_HOST", "AsyncZiggeo", "ClientConfig", "hos
 
 DEFAULT_HOST: Final = "https://srv-api.ziggeo.com"
 EU_WEST_1_HOST: Final = "https://srv-api-eu-west-1.ziggeo.com"
-DEFAULT_TIMEOUT: Final = httpx.Timeout(30.0, connect=10.0)
+DEFAULT_TIMEOUT: Final = httpx2.Timeout(30.0, connect=10.0)
 DEFAULT_MAX_RETRIES: Final = 2
-# Batch jobs keep dozens of requests in flight; a keep-alive pool smaller than the
-# connection limit would close and reopen connections between requests.
-DEFAULT_LIMITS: Final = httpx.Limits(max_connections=100, max_keepalive_connections=100)
 _USER_AGENT: Final = (
     f"ziggeo-async/{__version__} python/{sys.version_info.major}.{sys.version_info.minor}"
 )
@@ -57,8 +56,8 @@ def _check_credential(name: str, value: object, *, may_hold_colon: bool = True) 
 
 def _check_base_url(base_url: str) -> str:
     try:
-        url = httpx.URL(base_url)
-    except (httpx.InvalidURL, TypeError) as error:
+        url = httpx2.URL(base_url)
+    except (httpx2.InvalidURL, TypeError) as error:
         raise ConfigurationError(f"base_url is not a URL: {error}") from None
     if url.scheme not in ("http", "https") or not url.host:
         raise ConfigurationError("base_url must be an absolute http:// or https:// URL")
@@ -73,12 +72,15 @@ def _check_base_url(base_url: str) -> str:
     return str(url).rstrip("/")
 
 
-def _check_timeout(timeout: object) -> httpx.Timeout:
-    if isinstance(timeout, httpx.Timeout):
-        return timeout
+def _check_timeout(timeout: object) -> httpx2.Timeout:
+    converted = to_httpx2_timeout(timeout)  # an httpx2.Timeout, or a legacy httpx one
+    if converted is not None:
+        return converted
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
-        raise ConfigurationError("timeout must be a positive number of seconds or an httpx.Timeout")
-    return httpx.Timeout(timeout)
+        raise ConfigurationError(
+            "timeout must be a positive number of seconds or an httpx2.Timeout"
+        )
+    return httpx2.Timeout(timeout)
 
 
 @attrs.frozen
@@ -92,9 +94,9 @@ class ClientConfig:
 
     app_token: str
     base_url: str
-    timeout: httpx.Timeout
+    timeout: httpx2.Timeout
     max_retries: int
-    http_client: httpx.AsyncClient | None
+    http_client: httpx2.AsyncClient | None
     http_backend: str
     authorization: str = attrs.field(repr=False)
     auth: Auth = attrs.field(repr=False)
@@ -107,10 +109,10 @@ class ClientConfig:
         encryption_key: str | None = None,
         *,
         base_url: str | None = None,
-        timeout: float | httpx.Timeout = DEFAULT_TIMEOUT,
+        timeout: float | httpx2.Timeout = DEFAULT_TIMEOUT,
         max_retries: int = DEFAULT_MAX_RETRIES,
-        http_client: httpx.AsyncClient | None = None,
-        http_backend: Literal["httpx", "aiohttp"] = "httpx",
+        http_client: httpx2.AsyncClient | None = None,
+        http_backend: HTTPBackend = "httpx2",
     ) -> ClientConfig:
         """Check ``AsyncZiggeo``'s arguments; raises ``ConfigurationError`` naming the bad one."""
         _check_credential("app_token", app_token, may_hold_colon=False)
@@ -128,8 +130,10 @@ class ClientConfig:
                 )
         if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
             raise ConfigurationError("max_retries must be an int >= 0")
-        if http_client is not None and not isinstance(http_client, httpx.AsyncClient):
-            raise ConfigurationError("http_client must be an httpx.AsyncClient")
+        if http_client is not None and not is_http_client(http_client):
+            raise ConfigurationError(
+                "http_client must be an httpx2.AsyncClient (or a legacy httpx.AsyncClient)"
+            )
         if http_backend not in HTTP_BACKENDS:
             raise ConfigurationError(f"http_backend must be one of {', '.join(HTTP_BACKENDS)}")
         if http_backend == "aiohttp":
@@ -163,12 +167,11 @@ class AsyncZiggeo:
     ``app_token`` and ``private_key`` authenticate API calls; ``encryption_key`` is
     needed only for ``auth.generate``/``auth.decode``. The host follows the app
     token's region unless ``base_url`` is given. ``http_client`` lends an
-    ``httpx.AsyncClient`` that this client uses but never closes; otherwise a
-    connection pool is made on first use and closed by ``aclose()`` or ``async with``.
-    ``http_backend="aiohttp"`` (asyncio only, ``pip install 'ziggeo-async[fast]'``)
-    moves that pool's bytes through aiohttp instead: about 15 % less CPU per request
-    when a batch job is CPU-bound, same httpx requests, responses and errors; tools
-    that mock httpcore (respx) do not see those requests.
+    ``httpx2.AsyncClient`` (or a legacy ``httpx.AsyncClient``) that this client uses
+    but never closes; otherwise an ``httpx2.AsyncClient`` is made on first use and
+    closed by ``aclose()`` or ``async with``. ``http_backend="aiohttp"`` (asyncio only,
+    ``pip install 'ziggeo-async[fast]'``) moves that client's bytes through aiohttp, for
+    batch jobs bound by the client's CPU: same httpx2 requests, responses and errors.
     """
 
     authtokens: AsyncAuthTokens
@@ -183,10 +186,10 @@ class AsyncZiggeo:
         encryption_key: str | None = None,
         *,
         base_url: str | None = None,
-        timeout: float | httpx.Timeout = DEFAULT_TIMEOUT,
+        timeout: float | httpx2.Timeout = DEFAULT_TIMEOUT,
         max_retries: int = DEFAULT_MAX_RETRIES,
-        http_client: httpx.AsyncClient | None = None,
-        http_backend: Literal["httpx", "aiohttp"] = "httpx",
+        http_client: httpx2.AsyncClient | None = None,
+        http_backend: HTTPBackend = "httpx2",
     ) -> None:
         self._assemble(
             ClientConfig.from_arguments(
@@ -214,9 +217,7 @@ class AsyncZiggeo:
         self._timeout = config.timeout
         self._http_backend = config.http_backend
         self._lent: HTTPConnection | None = (
-            None
-            if config.http_client is None
-            else ClientConnection(config.http_client, owned=False)
+            None if config.http_client is None else HTTPConnection(config.http_client, owned=False)
         )
         self._owned: HTTPConnection | None = None
         self._closed = False
@@ -259,7 +260,7 @@ class AsyncZiggeo:
         if self._lent is not None:
             return self._lent
         if self._owned is None:
-            self._owned = open_connection(DEFAULT_LIMITS, self._timeout, self._http_backend)
+            self._owned = open_owned_connection(self._timeout, self._http_backend)
         return self._owned
 
     async def aclose(self) -> None:

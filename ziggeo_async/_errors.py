@@ -9,7 +9,8 @@ Everything the SDK raises on purpose derives from :class:`ZiggeoError`::
     ├── BlockingCallError         (also RuntimeError) a SyncZiggeo call where it would block a loop
     └── APIError                                      something went wrong talking to Ziggeo
         ├── APIConnectionError                        no usable HTTP response
-        │   └── APITimeoutError                       ... because a timeout expired
+        │   ├── APITimeoutError                       ... because a timeout expired
+        │   └── APIResponseTooLargeError              ... because it was larger than the SDK reads
         ├── APIResponseValidationError                a 2xx whose body is not what the API documents
         └── APIStatusError                            a non-2xx status; status_code, body, response
             ├── BadRequestError            400
@@ -25,7 +26,7 @@ Any other status that is not a success (1xx, 3xx, other 4xx) raises
 :class:`APIStatusError` itself. Messages never contain a credential: they name the
 method, the path (a token id cut to its last 4 characters, as in the logs) and the status.
 
-Every exception pickles: the live ``httpx.Response`` is dropped on the way (it
+Every exception pickles: the live ``httpx2.Response`` is dropped on the way (it
 holds the request, and so the Authorization header), the status and body survive.
 """
 
@@ -34,11 +35,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    import httpx
+    import httpx2
 
 __all__ = [
     "APIConnectionError",
     "APIError",
+    "APIResponseTooLargeError",
     "APIResponseValidationError",
     "APIStatusError",
     "APITimeoutError",
@@ -121,6 +123,14 @@ class APITimeoutError(APIConnectionError):
     """A connect, read, write or pool timeout expired."""
 
 
+class APIResponseTooLargeError(APIConnectionError):
+    """The response declared, sent or inflated to more than the SDK reads (1 MiB).
+
+    The connection was closed unread. Not retried: a server that answers so once will
+    again, and a create may have been acted on.
+    """
+
+
 class APIResponseValidationError(APIError):
     """A success status whose body is not a valid auth token object.
 
@@ -139,7 +149,8 @@ class APIStatusError(APIError):
     """Ziggeo answered with a status that is not a success.
 
     ``status_code`` is the status, ``body`` the body text exactly as received
-    (plain text, HTML or JSON alike), ``response`` the ``httpx.Response``
+    (plain text, HTML or JSON alike), ``response`` the ``httpx2.Response`` (a legacy
+    ``httpx.Response`` when the client lent was a legacy httpx one)
     (``None`` after unpickling).
     """
 
@@ -151,7 +162,7 @@ class APIStatusError(APIError):
         path: str,
         status_code: int,
         body: str,
-        response: httpx.Response | None,
+        response: httpx2.Response | None,
     ) -> None:
         super().__init__(message, method=method, path=path)
         self.status_code = status_code

@@ -7,27 +7,30 @@ import binascii
 import json
 import logging
 import time
+import urllib.parse
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Final
 
 import anyio
-import httpx
+import httpx2
 
 from ._errors import (
     APIConnectionError,
+    APIResponseTooLargeError,
     APIResponseValidationError,
     APITimeoutError,
     ValidationError,
     error_class_for_status,
     status_error_message,
 )
+from ._http import MAX_RESPONSE_BYTES, ResponseTooLarge, classify_failure
 from ._models import AuthToken, ResponseShapeError
-from ._retry import Failure, Operation, RetryPolicy, Verdict
+from ._retry import Operation, RetryPolicy, Verdict
 
 if TYPE_CHECKING:
-    from ._connection import HTTPConnection
+    from ._http import HTTPConnection
 
-__all__ = ["RequestPipeline", "classify_transport_error"]
+__all__ = ["RequestPipeline"]
 
 logger: Final = logging.getLogger("ziggeo_async")
 
@@ -39,20 +42,10 @@ _METHOD: Final = {
     Operation.DELETE: "DELETE",
 }
 _FORM_CONTENT_TYPE: Final = "application/x-www-form-urlencoded"
-
-# Connect failures happen before a byte of the request leaves; pool timeouts before a
-# connection is even assigned. Everything else may have reached Ziggeo.
-_NOT_SENT: Final = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
-_PERMANENT: Final = (httpx.UnsupportedProtocol, httpx.LocalProtocolError, httpx.InvalidURL)
-
-
-def classify_transport_error(error: Exception) -> Failure:
-    """What an httpx transport error says about whether the request reached the server."""
-    if isinstance(error, _NOT_SENT):
-        return Failure.NOT_SENT
-    if isinstance(error, _PERMANENT):
-        return Failure.PERMANENT
-    return Failure.MAYBE_SENT
+# How much of an HTTP-stack error message a connection error quotes.
+_DETAIL_CHARS: Final = 200
+# How many trailing characters of a token id logs and messages show.
+_SHOWN_ID_CHARS: Final = 4
 
 
 def display_path(segment: str | None) -> str:
@@ -63,7 +56,7 @@ def display_path(segment: str | None) -> str:
     """
     if segment is None:
         return COLLECTION_PATH
-    return f"{COLLECTION_PATH}…{segment[-4:]}"
+    return f"{COLLECTION_PATH}…{segment[-_SHOWN_ID_CHARS:]}"
 
 
 def credential_texts(authorization: str) -> tuple[str, ...]:
@@ -81,7 +74,6 @@ class RequestPipeline:
 
     __slots__ = (
         "_base_url",
-        "_collection_url",
         "_connection",
         "_credential_texts",
         "_form_headers",
@@ -96,20 +88,18 @@ class RequestPipeline:
         base_url: str,
         authorization: str,
         user_agent: str,
-        timeout: httpx.Timeout,
+        timeout: httpx2.Timeout,
         policy: RetryPolicy,
         connection: Callable[[], HTTPConnection],
     ) -> None:
         self._base_url = base_url.rstrip("/") + COLLECTION_PATH
-        # Parsed once: URL parsing and header normalisation are per-request costs in httpx.
-        self._collection_url = httpx.URL(self._base_url)
         headers = {
             "Authorization": authorization,
             "Accept": "application/json",
             "User-Agent": user_agent,
         }
-        self._headers = httpx.Headers(headers)
-        self._form_headers = httpx.Headers({**headers, "Content-Type": _FORM_CONTENT_TYPE})
+        self._headers = headers
+        self._form_headers = {**headers, "Content-Type": _FORM_CONTENT_TYPE}
         self._credential_texts = credential_texts(authorization)
         self._timeout = timeout
         self._policy = policy
@@ -129,51 +119,44 @@ class RequestPipeline:
         form: str | None = None,
         *,
         timeout: float | None = None,
-    ) -> httpx.Response:
+    ) -> httpx2.Response:
         """Send ``operation`` on the token ``segment`` (already validated and quoted).
 
         Returns the successful response, or raises the mapped ``APIError`` once the
         retry policy gives up.
         """
-        if timeout is not None and (
-            isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0
-        ):
-            raise ValidationError(
-                "timeout", f"expected a positive number of seconds, got {timeout!r}"
-            )
+        call_timeout = self._timeout if timeout is None else _call_timeout(timeout)
         method = _METHOD[operation]
         path = display_path(segment)
-        request = self._connection().build_request(
-            method,
-            self._collection_url if segment is None else httpx.URL(self._base_url + segment),
-            content=None if form is None else form.encode("ascii"),
-            headers=self._headers if form is None else self._form_headers,
-            timeout=self._timeout if timeout is None else httpx.Timeout(timeout),
-        )
+        url = self._base_url if segment is None else self._base_url + segment
+        content = None if form is None else form.encode("ascii")
+        headers = self._headers if form is None else self._form_headers
         attempt = 0
         while True:
             attempt += 1
             started = time.perf_counter()
+            mapped: APIConnectionError | None = None
             try:
-                response = await self._connection().send(request)
-            # A body that fails to decompress (DecodingError) is no usable response
-            # either; it is not a TransportError, so name it, or it escapes the tree.
-            except (httpx.TransportError, httpx.DecodingError) as error:
-                failure = classify_transport_error(error)
+                response = await self._connection().send(
+                    method, url, content=content, headers=headers, timeout=call_timeout
+                )
+            except ResponseTooLarge as error:
+                _log_attempt(method, path, "response too large", attempt, started)
+                raise APIResponseTooLargeError(
+                    f"{method} {path}: {error} ({MAX_RESPONSE_BYTES} bytes at most are read); "
+                    "the connection was closed",
+                    method=method,
+                    path=path,
+                ) from None
+            except Exception as error:
+                classified = classify_failure(error)
+                if classified is None:
+                    raise
+                failure, timed_out = classified
                 _log_attempt(method, path, type(error).__name__, attempt, started)
                 decision = self._policy.decide(operation, attempt=attempt, failure=failure)
                 if decision.verdict is Verdict.FAIL:
-                    error_class = (
-                        APITimeoutError
-                        if isinstance(error, httpx.TimeoutException)
-                        else APIConnectionError
-                    )
-                    raise error_class(
-                        f"{method} {path} failed after {attempt} attempt(s): "
-                        f"{type(error).__name__}: {error}",
-                        method=method,
-                        path=path,
-                    ) from error
+                    mapped = self._connection_error(error, timed_out, attempt, method, segment)
             else:
                 status = response.status_code
                 _log_attempt(method, path, status, attempt, started)
@@ -195,9 +178,53 @@ class RequestPipeline:
                         body=body,
                         response=response,
                     )
+            if mapped is not None:
+                # Raised here, outside the except block: the HTTP stack's own exception
+                # is neither its cause nor its context, only a cleaned copy of it.
+                raise mapped
             await anyio.sleep(decision.delay)
 
-    def _body_without_credentials(self, response: httpx.Response) -> str:
+    def _connection_error(
+        self,
+        error: Exception,
+        timed_out: bool,
+        attempt: int,
+        method: str,
+        segment: str | None,
+    ) -> APIConnectionError:
+        """The SDK's error for a failure of the HTTP stack, with its text cleaned.
+
+        The stack's message can quote the URL (the whole token id) or a header line a
+        server echoed (the Authorization header); the error carries only the cleaned
+        text, and as its cause a copy of the stack's exception holding that text alone.
+        """
+        detail = self._clean_detail(str(error), segment)
+        error_class = APITimeoutError if timed_out else APIConnectionError
+        path = display_path(segment)
+        mapped = error_class(
+            f"{method} {path} failed after {attempt} attempt(s): {type(error).__name__}"
+            + (f": {detail}" if detail else ""),
+            method=method,
+            path=path,
+        )
+        try:
+            mapped.__cause__ = type(error)(detail)
+        except Exception:  # noqa: BLE001 - a class that takes other arguments: no cause
+            mapped.__cause__ = None
+        mapped.__suppress_context__ = True
+        return mapped
+
+    def _clean_detail(self, detail: str, segment: str | None) -> str:
+        """An HTTP-stack message without credentials or the whole token id, and short."""
+        for text in self._credential_texts:
+            detail = detail.replace(text, "[credentials removed]")
+        # A segment of 4 characters or fewer is shown whole anyway (display_path).
+        if segment and len(segment) > _SHOWN_ID_CHARS:
+            for form in {segment, urllib.parse.unquote(segment)}:
+                detail = detail.replace(form, "…" + segment[-_SHOWN_ID_CHARS:])
+        return " ".join(detail.split())[:_DETAIL_CHARS]
+
+    def _body_without_credentials(self, response: httpx2.Response) -> str:
         """The body as text, with the credentials cut out: a debugging proxy or a
         misconfigured server may echo the request headers into an error page, and the
         body ends up in the exception's message."""
@@ -234,6 +261,12 @@ class RequestPipeline:
                 status_code=response.status_code,
                 body=self._body_without_credentials(response),
             ) from None
+
+
+def _call_timeout(timeout: object) -> httpx2.Timeout:
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
+        raise ValidationError("timeout", f"expected a positive number of seconds, got {timeout!r}")
+    return httpx2.Timeout(timeout)
 
 
 def _log_attempt(method: str, path: str, outcome: int | str, attempt: int, started: float) -> None:

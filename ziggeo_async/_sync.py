@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
-from httpx import AsyncClient, Timeout
+from httpx2 import AsyncClient, Timeout
 
 from ziggeo_async._arguments import TokenArguments
 from ziggeo_async._batch import BatchResult
@@ -147,12 +147,11 @@ class SyncZiggeo(SyncClientBase[AsyncZiggeo, ClientConfig]):
     ``app_token`` and ``private_key`` authenticate API calls; ``encryption_key`` is
     needed only for ``auth.generate``/``auth.decode``. The host follows the app
     token's region unless ``base_url`` is given. ``http_client`` lends an
-    ``httpx.AsyncClient`` that this client uses but never closes; otherwise a
-    connection pool is made on first use and closed by ``aclose()`` or ``async with``.
-    ``http_backend="aiohttp"`` (asyncio only, ``pip install 'ziggeo-async[fast]'``)
-    moves that pool's bytes through aiohttp instead: about 15 % less CPU per request
-    when a batch job is CPU-bound, same httpx requests, responses and errors; tools
-    that mock httpcore (respx) do not see those requests.
+    ``httpx2.AsyncClient`` (or a legacy ``httpx.AsyncClient``) that this client uses
+    but never closes; otherwise an ``httpx2.AsyncClient`` is made on first use and
+    closed by ``aclose()`` or ``async with``. ``http_backend="aiohttp"`` (asyncio only,
+    ``pip install 'ziggeo-async[fast]'``) moves that client's bytes through aiohttp, for
+    batch jobs bound by the client's CPU: same httpx2 requests, responses and errors.
     """
 
     authtokens: SyncAuthTokens
@@ -168,7 +167,7 @@ class SyncZiggeo(SyncClientBase[AsyncZiggeo, ClientConfig]):
         timeout: float | Timeout = DEFAULT_TIMEOUT,
         max_retries: int = 2,
         http_client: AsyncClient | None = None,
-        http_backend: Literal["httpx", "aiohttp"] = "httpx",
+        http_backend: Literal["httpx2", "aiohttp"] = "httpx2",
     ) -> None:
         config = ClientConfig.from_arguments(
             app_token,

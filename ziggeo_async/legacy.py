@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from types import TracebackType
 from typing import Any
 
-import httpx
+import httpx2
 
 from ._errors import ValidationError
 from ._sync import SyncZiggeo
@@ -104,7 +104,7 @@ class Ziggeo:
         encryption_key: str | None = None,
         *,
         base_url: str | None = None,
-        http_client: httpx.AsyncClient | None = None,
+        http_client: httpx2.AsyncClient | None = None,
     ) -> None:
         self._client = SyncZiggeo(
             token, private_key, encryption_key, base_url=base_url, http_client=http_client

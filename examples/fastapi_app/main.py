@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Annotated
 
-import httpx
+import httpx2
 from fastapi import APIRouter, Depends, FastAPI, Path, Request, Response, status
 from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, Field
@@ -92,7 +92,7 @@ class Settings:
 
 
 def create_app(
-    settings: Settings | None = None, *, http_client: httpx.AsyncClient | None = None
+    settings: Settings | None = None, *, http_client: httpx2.AsyncClient | None = None
 ) -> FastAPI:
     """The app. Without ``settings`` it reads the environment when it starts.
 
@@ -109,7 +109,7 @@ def create_app(
                 logger.warning("ZIGGEO_APP_TOKEN is not set: using an embedded FakeZiggeo")
                 chosen = Settings(fake.app_token, fake.private_key, fake.encryption_key)
                 lent = await stack.enter_async_context(
-                    httpx.AsyncClient(transport=fake.transport())
+                    httpx2.AsyncClient(transport=fake.transport())
                 )
             app.state.ziggeo = await stack.enter_async_context(
                 AsyncZiggeo(

@@ -13,9 +13,11 @@ from typing import Any
 
 import attrs
 import httpx
+import httpx2
 
 from ziggeo_async import AsyncZiggeo, RetryPolicy
-from ziggeo_async._connection import OwnedTransport
+from ziggeo_async._http import HTTPConnection
+from ziggeo_async._http._aiohttp import AiohttpTransport
 from ziggeo_async._retry import Decision, Operation, Verdict
 
 if sys.version_info < (3, 11):  # anyio and trio depend on the backport there
@@ -157,25 +159,67 @@ async def outcome_of(canary: Canary, call: Awaitable[Any]) -> Outcome:
         return Outcome(error=error)
 
 
-def run_label(anyio_backend: str, transport: str = "") -> str:
-    """How the suite's summary counts a run: by event loop, and aiohttp apart."""
-    return f"{anyio_backend}+aiohttp" if "aiohttp" in transport else anyio_backend
+#: Every way a client reaches the network, by name: the ``httpx2.AsyncClient`` the SDK
+#: makes (with httpx2's transport, or aiohttp's under the ``fast`` extra), and a lent
+#: ``httpx2`` or legacy ``httpx`` client.
+OWNED = "owned httpx2"
+OWNED_AIOHTTP = "owned aiohttp"
+LENT_HTTPX2 = "lent httpx2"
+LENT_LEGACY = "lent legacy httpx"
+#: (event loop, path): every path on each loop it runs on (aiohttp: asyncio only).
+EVERY_PATH = [
+    ("asyncio", OWNED),
+    ("trio", OWNED),
+    ("asyncio", OWNED_AIOHTTP),
+    ("asyncio", LENT_HTTPX2),
+    ("trio", LENT_HTTPX2),
+    ("asyncio", LENT_LEGACY),
+    ("trio", LENT_LEGACY),
+]
+
+
+def run_label(anyio_backend: str, path: str = OWNED) -> str:
+    """How the suite's summary counts a run: by event loop and path."""
+    return f"{anyio_backend}, {path}"
+
+
+def http_client_for(path: str, *, timeout: Any = 1.0, limits: httpx2.Limits | None = None) -> Any:
+    """The httpx-family client behind ``path``; for the owned paths, the one the SDK would
+    make, with ``limits`` (the SDK has no public knob for its pool's size)."""
+    limits = limits or httpx2.Limits(max_connections=8, max_keepalive_connections=8)
+    if path == LENT_LEGACY:
+        legacy_limits = httpx.Limits(
+            max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+        )
+        legacy_timeout = timeout if isinstance(timeout, (int, float)) else timeout.as_dict()
+        return httpx.AsyncClient(
+            limits=legacy_limits,
+            timeout=httpx.Timeout(**legacy_timeout)
+            if isinstance(legacy_timeout, dict)
+            else legacy_timeout,
+        )
+    transport = AiohttpTransport(limits=limits) if path == OWNED_AIOHTTP else None
+    return httpx2.AsyncClient(limits=limits, timeout=timeout, transport=transport)
 
 
 def make_client(
     canary: Canary,
     base_url: str,
     *,
-    timeout: float | httpx.Timeout = 1.0,
-    http_client: httpx.AsyncClient | None = None,
+    timeout: float | httpx2.Timeout = 1.0,
+    http_client: Any = None,
     max_retries: int = MAX_RETRIES,
-    owned_transport: httpx.AsyncBaseTransport | None = None,
+    path: str = OWNED,
+    limits: httpx2.Limits | None = None,
 ) -> tuple[AsyncZiggeo, RecordingPolicy]:
-    """A client with the canary credentials and the pinned, recording policy.
+    """A client with the canary credentials and the pinned, recording policy, on ``path``.
 
-    ``owned_transport`` replaces the pool the client would make for itself (the SDK has
-    no public knob for its pool's size; the fault tests hold some to one connection).
+    ``http_client``, when given, is lent as it is whatever the path says.
     """
+    lent = http_client
+    if lent is None and path in (LENT_HTTPX2, LENT_LEGACY):
+        lent = http_client_for(path, timeout=timeout, limits=limits)
     client = AsyncZiggeo(
         APP_TOKEN,
         PRIVATE_KEY,
@@ -183,7 +227,7 @@ def make_client(
         base_url=base_url,
         timeout=timeout,
         max_retries=max_retries,
-        http_client=http_client,
+        http_client=lent,
     )
     policy = RecordingPolicy(
         max_retries=max_retries,
@@ -194,27 +238,33 @@ def make_client(
     )
     # The client has no public knob for its policy's delays; the pipeline holds it.
     client._pipeline._policy = policy  # type: ignore[misc]
-    if owned_transport is not None:
-        client._owned = OwnedTransport(owned_transport, client._timeout)
+    if lent is None and (limits is not None or path == OWNED_AIOHTTP):
+        client._owned = HTTPConnection(
+            http_client_for(path, timeout=timeout, limits=limits), owned=True
+        )
     canary.objects.extend(
         [client, client.authtokens, client.auth, client._pipeline, policy, client._connection()]
     )
     return client, policy
 
 
-def busy_pool_connections(connection: Any) -> int:
-    """Requests still waiting for or holding a connection in the client's pools (0 when quiet).
+async def close_client(client: AsyncZiggeo) -> None:
+    """``aclose()`` the client, and a client lent to it as its owner would."""
+    connection = client._connection() if not client.closed else None
+    await client.aclose()
+    if connection is not None and not connection.owned:
+        await connection.client.aclose()
 
-    ``connection`` is an ``httpx.AsyncClient`` or what ``AsyncZiggeo._connection()``
-    returns: a lent client, or the SDK's own transport (httpcore pools, sharded).
+
+def busy_pool_connections(connection: HTTPConnection) -> int:
+    """Requests still waiting for or holding a connection in the client's pool (0 when quiet).
+
+    Read from httpcore's pool (a test may look at private state; the SDK never does);
+    aiohttp's pool is judged by the server's open connections after closing instead.
     """
-    pools = (
-        [connection._transport._pool]
-        if isinstance(connection, httpx.AsyncClient)
-        else connection.httpcore_pools()
-    )
-    busy = 0
-    for pool in pools:
-        busy += sum(1 for held in pool.connections if not held.is_idle())
-        busy += len(pool._requests)
-    return busy
+    transport = connection.client._transport
+    if isinstance(transport, AiohttpTransport):
+        return 0
+    pool = transport._pool
+    busy = sum(1 for held in pool.connections if not held.is_idle())
+    return busy + len(pool._requests)

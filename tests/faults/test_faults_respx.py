@@ -18,8 +18,10 @@ from tests.faults._scenario import CALLS, SEED_FIELDS, SEEDED, Expected, check_o
 from tests.faults._servers import Request, TokenStore
 from tests.faults._support import (
     LEDGER,
+    LENT_LEGACY,
     Canary,
     backoff,
+    close_client,
     make_client,
     outcome_of,
 )
@@ -210,9 +212,12 @@ async def test_respx_fault(scenario: RespxScenario, canary: Canary, anyio_backen
 
     with respx.mock(base_url=BASE_URL, assert_all_called=True) as router:
         router.route().mock(side_effect=side_effect)
-        client, policy = make_client(canary, BASE_URL)
-        async with client:
+        # respx patches legacy httpx: the client lent is a legacy one.
+        client, policy = make_client(canary, BASE_URL, path=LENT_LEGACY)
+        try:
             outcome = await outcome_of(canary, CALLS[scenario.operation](client))
+        finally:
+            await close_client(client)
         check_outcome(scenario.operation, outcome, scenario.expected, policy, store)
         assert pending == [], "the script was not played to its end"
     # respx has no sockets to count: every response the SDK was given must be closed.

@@ -13,6 +13,7 @@ from email.utils import format_datetime
 
 import attrs
 import httpx
+import httpx2
 import pytest
 
 from tests.faults._scenario import CALLS, SEED_FIELDS, SEEDED, Expected, check_outcome
@@ -32,10 +33,14 @@ from tests.faults._servers import (
     truncated_json,
 )
 from tests.faults._support import (
+    EVERY_PATH,
     LEDGER,
+    LENT_HTTPX2,
+    LENT_LEGACY,
     Canary,
     backoff,
     busy_pool_connections,
+    close_client,
     make_client,
     outcome_of,
     run_label,
@@ -48,11 +53,10 @@ from ziggeo_async import (
     InternalServerError,
     RateLimitError,
 )
-from ziggeo_async._transports import AiohttpTransport
 
 pytestmark = pytest.mark.anyio
 
-TIMEOUT = httpx.Timeout(2.0, connect=0.1, read=0.1, pool=0.1)
+TIMEOUT = httpx2.Timeout(2.0, connect=0.1, read=0.1, pool=0.1)
 HTML = b"<html><body><h1>502 Bad Gateway</h1><hr>nginx</body></html>"
 B1, B2 = backoff(1), backoff(2)
 
@@ -257,24 +261,19 @@ SCENARIOS = [
 ]
 
 
-#: Each scenario on the SDK's own pools (its HTTP/1.1 connections under asyncio,
-#: httpcore's under trio) and on the ``fast`` extra's aiohttp transport (asyncio only).
-#: A scenario that lends its own client runs on that client alone.
+#: Each scenario on every path (see ``EVERY_PATH``). A scenario that lends its own
+#: client (one that follows redirects) runs on the lent paths alone.
 RUNS = [
-    pytest.param(scenario, backend, transport, id=f"{scenario.name}-{backend}-{transport}")
+    pytest.param(scenario, backend, path, id=f"{scenario.name}-{backend}-{path}")
     for scenario in SCENARIOS
-    for backend, transport in [
-        ("asyncio", "owned pools"),
-        ("trio", "owned pools"),
-        ("asyncio", "owned aiohttp"),
-    ]
-    if not (scenario.lent_client_follows_redirects and transport == "owned aiohttp")
+    for backend, path in EVERY_PATH
+    if not (scenario.lent_client_follows_redirects and path not in (LENT_HTTPX2, LENT_LEGACY))
 ]
 
 
-@pytest.mark.parametrize(("scenario", "anyio_backend", "transport"), RUNS)
+@pytest.mark.parametrize(("scenario", "anyio_backend", "path"), RUNS)
 async def test_tcp_fault(
-    scenario: TcpScenario, servers: ServerGroup, canary: Canary, anyio_backend: str, transport: str
+    scenario: TcpScenario, servers: ServerGroup, canary: Canary, anyio_backend: str, path: str
 ) -> None:
     other = await servers.start(host="127.0.0.2")
     server = await servers.start(scenario.script(other.url))
@@ -286,21 +285,13 @@ async def test_tcp_fault(
         "full backlog": f"http://127.0.0.1:{servers.full_backlog_port()}",
     }[scenario.target]
     lent = (
-        httpx.AsyncClient(follow_redirects=True, timeout=TIMEOUT)
+        (httpx2 if path == LENT_HTTPX2 else httpx).AsyncClient(
+            follow_redirects=True, timeout=TIMEOUT
+        )
         if scenario.lent_client_follows_redirects
         else None
     )
-    client, policy = make_client(
-        canary,
-        base_url,
-        timeout=TIMEOUT,
-        http_client=lent,
-        owned_transport=(
-            AiohttpTransport(limits=httpx.Limits(max_connections=8))
-            if transport == "owned aiohttp"
-            else None
-        ),
-    )
+    client, policy = make_client(canary, base_url, timeout=TIMEOUT, http_client=lent, path=path)
     http_client = client._connection()
     try:
         outcome = await outcome_of(canary, CALLS[scenario.operation](client))
@@ -314,13 +305,11 @@ async def test_tcp_fault(
         assert other.requests == [], "a request reached the other host"
         busy = busy_pool_connections(http_client)
     finally:
-        await client.aclose()
-        if lent is not None:
-            await lent.aclose()
+        await close_client(client)
     left_open = await server.wait_until_no_connection_is_open()
     LEDGER.leaked += busy + left_open + other.open_connections
     assert busy == 0, "a pooled connection stayed busy after the call ended"
     assert left_open == 0, "the server still holds connections after aclose()"
-    assert http_client.is_closed
-    LEDGER.runs[run_label(anyio_backend, transport)] += 1
+    assert http_client.client.is_closed
+    LEDGER.runs[run_label(anyio_backend, path)] += 1
     LEDGER.scenarios.add(scenario.name)

@@ -7,7 +7,7 @@ import sys
 import time
 from typing import Any
 
-import httpx
+import httpx2
 
 from .._client import AsyncZiggeo
 from .._errors import NotFoundError
@@ -48,7 +48,7 @@ async def run_demo(*, show_progress: bool, batch_size: int) -> int:
     """create, get, update, generate, decode, a batch, delete; each step printed."""
     fake = FakeZiggeo()
     sys.stdout.write("A round on an embedded FakeZiggeo (in memory; no network, no credentials).\n")
-    http_client = httpx.AsyncClient(transport=fake.transport())
+    http_client = httpx2.AsyncClient(transport=fake.transport())
     async with (
         http_client,
         AsyncZiggeo(

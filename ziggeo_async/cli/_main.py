@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Sequen
 from pathlib import Path
 from typing import Any, Final, NoReturn
 
-import httpx
+import httpx2
 
 from .._batch import BatchRun
 from .._client import AsyncZiggeo
@@ -85,7 +85,7 @@ async def open_client() -> AsyncIterator[AsyncZiggeo]:
         "(in memory, forgotten on exit)"
     )
     async with (
-        httpx.AsyncClient(transport=fake.transport()) as http_client,
+        httpx2.AsyncClient(transport=fake.transport()) as http_client,
         AsyncZiggeo(
             fake.app_token, fake.private_key, fake.encryption_key, http_client=http_client
         ) as client,

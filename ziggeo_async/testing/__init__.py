@@ -3,7 +3,7 @@
 ::
 
     fake = FakeZiggeo()
-    http_client = httpx.AsyncClient(transport=fake.transport())
+    http_client = httpx2.AsyncClient(transport=fake.transport())
     ziggeo = AsyncZiggeo(fake.app_token, fake.private_key, fake.encryption_key,
                          http_client=http_client)
 """

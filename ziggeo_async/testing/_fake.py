@@ -4,14 +4,15 @@ One core, three ways in::
 
     handle(method, target, headers, body) -> FakeResponse   pure: the store, no faults
     FakeZiggeo.serve(...)                                     faults, latency, records
-    ├── FakeZiggeo.transport()   an httpx.AsyncBaseTransport (no sockets)
-    ├── FakeZiggeo.asgi_app      an ASGI application (httpx.ASGITransport, any ASGI server)
+    ├── FakeZiggeo.transport()   a transport for httpx2 and legacy httpx clients (no sockets)
+    ├── FakeZiggeo.asgi_app      an ASGI application (httpx2.ASGITransport, any ASGI server)
     └── ziggeo-async fake serve  the ASGI app on a small loopback HTTP/1.1 server
 
-A dropped connection is raised as the httpx error a real drop gives the client
-(``httpx.ConnectError`` before the request took effect, ``httpx.RemoteProtocolError``
-after), so the SDK sees it the same way through every adapter; the HTTP server
-closes the socket without a response instead.
+``serve`` raises ``PlannedDrop`` for a dropped connection; each adapter raises it as
+the error a real drop gives its client (``ConnectError`` before the request took
+effect, ``RemoteProtocolError`` after, of the client's httpx family), so the SDK sees
+it the same way through every adapter; the HTTP server closes the socket without a
+response instead.
 """
 
 from __future__ import annotations
@@ -30,14 +31,23 @@ from urllib.parse import parse_qsl, unquote
 
 import anyio
 import attrs
-import httpx
 
 from .._errors import ConfigurationError, ValidationError
 from .._tokens import ClientTokenCipher
 
-__all__ = ["FakeResponse", "FakeZiggeo", "RecordedRequest"]
+__all__ = ["FakeResponse", "FakeZiggeo", "PlannedDrop", "RecordedRequest"]
 
 COLLECTION: Final = "/v1/authtokens/"
+
+
+class PlannedDrop(Exception):  # noqa: N818 - a signal to the adapters, not an error
+    """A connection drop the test asked for; ``after``: once the request took effect."""
+
+    def __init__(self, message: str, *, after: bool) -> None:
+        super().__init__(message)
+        self.after = after
+
+
 #: Read-only views of the store, served only when the fake is made with ``inspect=True``.
 INSPECT_TOKENS: Final = "/_fake/tokens"
 INSPECT_REQUESTS: Final = "/_fake/requests"
@@ -299,8 +309,9 @@ class FakeZiggeo:
 
     # -- the adapters -----------------------------------------------------------------
 
-    def transport(self) -> httpx.AsyncBaseTransport:
-        """An httpx transport that sends every request to this fake, no sockets involved."""
+    def transport(self) -> Any:
+        """A transport for an ``httpx2.AsyncClient`` or a legacy ``httpx.AsyncClient`` that
+        sends every request to this fake, no sockets involved."""
         from ._adapters import FakeTransport  # noqa: PLC0415 - the adapters import this module
 
         return FakeTransport(self)
@@ -317,7 +328,7 @@ class FakeZiggeo:
     ) -> FakeResponse:
         """Latency, then the planned fault or the core, recording the request.
 
-        Raises ``httpx.ConnectError`` / ``httpx.RemoteProtocolError`` for a planned drop.
+        Raises ``PlannedDrop`` for a planned drop.
         """
         headers = tuple(headers)
         path = target.partition("?")[0]
@@ -335,13 +346,13 @@ class FakeZiggeo:
         if isinstance(fault, _Drop) and not fault.after:
             self._record(method, path, body, took_effect=False, status=None)
             message = "FakeZiggeo dropped the connection before the request took effect"
-            raise httpx.ConnectError(message)
+            raise PlannedDrop(message, after=False)
         response = self.handle(method, target, headers, body)
         took_effect = 200 <= response.status < 300  # noqa: PLR2004
         if isinstance(fault, _Drop):
             self._record(method, path, body, took_effect=took_effect, status=None)
             message = "FakeZiggeo dropped the connection after the request took effect"
-            raise httpx.RemoteProtocolError(message)
+            raise PlannedDrop(message, after=True)
         self._record(method, path, body, took_effect=took_effect, status=response.status)
         return response
 

@@ -1,26 +1,26 @@
-"""``AiohttpTransport``: an ``httpx`` transport on aiohttp, for asyncio (the ``fast`` extra).
+"""``AiohttpTransport``: an ``httpx2`` transport on aiohttp, for asyncio (the ``fast`` extra).
 
 Why it exists: at dozens of requests in flight, httpcore's connection pool does
 work per queued request per connection and takes a lock on every step, so stock
-httpx spends many times more CPU per request than aiohttp's pool (measured in
-benchmarks/README.md). The public client type stays ``httpx.AsyncClient``; only
+httpx 0.28 spent many times more CPU per request than aiohttp's pool (measured in
+benchmarks/README.md). The public client type stays ``httpx2.AsyncClient``; only
 the bytes move through aiohttp.
 
 Two duties beyond moving bytes, both for the retry policy's sake:
 
 * Truthful failures. A failure before the request could leave (connect refused,
-  DNS, TLS verification, no connection in time) becomes ``httpx.ConnectError`` or
-  ``httpx.ConnectTimeout``; anything after sending began becomes
-  ``httpx.RemoteProtocolError``, ``httpx.ReadError`` or ``httpx.ReadTimeout``.
-  ``_pipeline.classify_transport_error`` then decides, as for every transport.
+  DNS, TLS verification, no connection in time) becomes ``httpx2.ConnectError`` or
+  ``httpx2.ConnectTimeout``; anything after sending began becomes
+  ``httpx2.RemoteProtocolError``, ``httpx2.ReadError`` or ``httpx2.ReadTimeout``.
+  ``_http.classify_failure`` then reads it, as for every transport.
 * No silent retries. aiohttp re-sends a GET or DELETE once when a kept-alive
   connection turns out dead, and ``ClientSession`` has no public switch for it.
   The public hook that reaches it is a client middleware: ``_no_silent_retry``
   re-raises those failures as ``_FailedAfterSending``, a type aiohttp's retry
   branch does not catch, so each call sends at most once.
 
-Response bodies are read whole: this transport serves the SDK's own small JSON
-bodies, not streaming downloads.
+Response bodies are streamed as they arrive, so the SDK's reader (``_http``) caps
+them as it does for httpx2's own transport.
 """
 
 from __future__ import annotations
@@ -28,11 +28,11 @@ from __future__ import annotations
 import asyncio
 import re
 import ssl
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Final
 
 import aiohttp
-import httpx
+import httpx2
 import yarl
 
 __all__ = ["AiohttpTransport"]
@@ -78,51 +78,76 @@ def _safe_message(error: BaseException) -> str:
     return f"{type(error).__name__}: {detail}" if detail else type(error).__name__
 
 
-def _mapped(error: BaseException, request: httpx.Request) -> httpx.TransportError:
-    """The httpx error that says truthfully how far ``request`` got."""
+def _mapped(error: BaseException, request: httpx2.Request) -> httpx2.TransportError:
+    """The httpx2 error that says truthfully how far ``request`` got."""
     if isinstance(error, _FailedAfterSending):
         error = error.cause
     message = _safe_message(error)
-    mapped: httpx.TransportError
+    mapped: httpx2.TransportError
     if isinstance(error, aiohttp.ConnectionTimeoutError):
-        mapped = httpx.ConnectTimeout(message, request=request)
+        mapped = httpx2.ConnectTimeout(message, request=request)
     elif isinstance(error, aiohttp.ClientConnectorError):
-        mapped = httpx.ConnectError(message, request=request)
+        mapped = httpx2.ConnectError(message, request=request)
     elif isinstance(error, asyncio.TimeoutError):  # aiohttp.SocketTimeoutError and its kin
-        mapped = httpx.ReadTimeout(message, request=request)
+        mapped = httpx2.ReadTimeout(message, request=request)
     elif isinstance(
         error,
         # ClientResponseError: aiohttp could not parse what the server sent back.
         (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError, aiohttp.ClientResponseError),
     ):
-        mapped = httpx.RemoteProtocolError(message, request=request)
+        mapped = httpx2.RemoteProtocolError(message, request=request)
     elif isinstance(error, aiohttp.InvalidURL):
-        mapped = httpx.UnsupportedProtocol(message, request=request)
+        mapped = httpx2.UnsupportedProtocol(message, request=request)
     else:  # any other connection failure: it may have reached the server
-        mapped = httpx.ReadError(message, request=request)
+        mapped = httpx2.ReadError(message, request=request)
     return mapped
 
 
-class AiohttpTransport(httpx.AsyncBaseTransport):
-    """Sends httpx requests through one ``aiohttp.ClientSession``; asyncio only.
+class _BodyStream(httpx2.AsyncByteStream):
+    """An aiohttp response's body as it arrives; closing it releases the connection
+    (back to the pool when the body was read to its end, closed otherwise)."""
+
+    def __init__(self, response: aiohttp.ClientResponse, request: httpx2.Request) -> None:
+        self._response = response
+        self._request = request
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in self._response.content.iter_any():
+                yield chunk
+        except (aiohttp.ClientError, asyncio.TimeoutError) as error:
+            failure = _mapped(error, self._request)
+        else:
+            return
+        raise failure
+
+    async def aclose(self) -> None:
+        if self._response.content.at_eof():
+            self._response.release()
+        else:
+            self._response.close()
+
+
+class AiohttpTransport(httpx2.AsyncBaseTransport):
+    """Sends httpx2 requests through one ``aiohttp.ClientSession``; asyncio only.
 
     ``limits.max_connections`` bounds the pool; ``verify`` is an SSL context or
-    ``True`` for the same trust store httpx would use (``SSL_CERT_FILE`` /
-    ``SSL_CERT_DIR`` honoured, else certifi). Cookies are not kept, redirects not
+    ``True`` for the same trust store httpx2 would use (the operating
+    system's; ``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` honoured). Cookies are not kept, redirects not
     followed, proxies not read from the environment.
     """
 
     def __init__(
         self,
         *,
-        limits: httpx.Limits | None = None,
+        limits: httpx2.Limits | None = None,
         verify: ssl.SSLContext | bool = True,
     ) -> None:
-        limits = limits or httpx.Limits()
+        limits = limits or httpx2.Limits()
         if isinstance(verify, ssl.SSLContext):
             self._ssl: ssl.SSLContext | bool = verify
         else:
-            self._ssl = httpx.create_ssl_context(verify=verify, trust_env=True)
+            self._ssl = httpx2.create_ssl_context(verify=verify, trust_env=True)
         self._limit = limits.max_connections or 0  # aiohttp: 0 means unbounded
         self._keepalive = limits.keepalive_expiry
         self._session: aiohttp.ClientSession | None = None
@@ -143,14 +168,14 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         self._session = aiohttp.ClientSession(
             connector=connector,
             cookie_jar=aiohttp.DummyCookieJar(),
-            auto_decompress=False,  # httpx decodes Content-Encoding itself
+            auto_decompress=False,  # httpx2 decodes Content-Encoding itself
             trust_env=False,
             timeout=aiohttp.ClientTimeout(total=None),
             middlewares=(_no_silent_retry,),
         )
         return self._session
 
-    def _url_for(self, url: httpx.URL) -> yarl.URL:
+    def _url_for(self, url: httpx2.URL) -> yarl.URL:
         # Parsing a URL costs several microseconds, and batch jobs send to one URL.
         text = str(url)
         parsed = self._urls.get(text)
@@ -160,7 +185,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             parsed = self._urls[text] = yarl.URL(text, encoded=True)
         return parsed
 
-    def _timeout_for(self, request: httpx.Request) -> aiohttp.ClientTimeout:
+    def _timeout_for(self, request: httpx2.Request) -> aiohttp.ClientTimeout:
         spec = request.extensions.get("timeout", {})
         connect, read, pool = spec.get("connect"), spec.get("read"), spec.get("pool")
         key = (connect, read, pool)
@@ -174,11 +199,11 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             self._timeouts[key] = timeout
         return timeout
 
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
         session = self._session or self._open_session()
         body = await request.aread()  # the bytes already read, for the SDK's own requests
         try:
-            async with session.request(
+            response = await session.request(
                 request.method,
                 self._url_for(request.url),
                 data=body or None,
@@ -188,20 +213,21 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 ],
                 allow_redirects=False,
                 timeout=self._timeout_for(request),
-            ) as response:
-                content = await response.read()
-                # stream=, not content=: no Content-Length to fill in, the body is decoded once.
-                return httpx.Response(
-                    response.status,
-                    headers=response.raw_headers,
-                    stream=httpx.ByteStream(content),
-                    extensions={
-                        "http_version": _HTTP_1_1,
-                        "reason_phrase": (response.reason or "").encode("latin-1"),
-                    },
-                )
+            )
         except (aiohttp.ClientError, _FailedAfterSending, asyncio.TimeoutError) as error:
             failure = _mapped(error, request)
+        else:
+            # stream=, not content=: no Content-Length to fill in, and the reader above
+            # decides how much of the body it takes.
+            return httpx2.Response(
+                response.status,
+                headers=response.raw_headers,
+                stream=_BodyStream(response, request),
+                extensions={
+                    "http_version": _HTTP_1_1,
+                    "reason_phrase": (response.reason or "").encode("latin-1"),
+                },
+            )
         # Raised here, outside the except block, so the aiohttp error is neither its cause
         # nor its context: see _safe_message.
         raise failure

@@ -1,0 +1,308 @@
+"""The SDK's one place for HTTP: the client that carries a request, and what its failures mean.
+
+Every request goes through an httpx-family ``AsyncClient``, one of three kinds:
+
+* the one the SDK owns: an ``httpx2.AsyncClient`` with the SDK's defaults (limits,
+  timeouts, no redirects; ``trust_env`` as httpx2 has it, so proxies and
+  ``SSL_CERT_FILE`` work as users know them). Its transport is httpx2's own, or with
+  ``http_backend="aiohttp"`` the SDK's aiohttp transport (``_aiohttp.py``, the ``fast``
+  extra);
+* an ``httpx2.AsyncClient`` the user lends;
+* a legacy ``httpx.AsyncClient`` (httpx 0.28) the user lends, recognised through
+  ``sys.modules``, so the SDK never imports httpx itself.
+
+Above this module there is one ``HTTPConnection`` with one ``send``, and one reading of
+failures (``classify_failure``) that looks both families' exceptions up in one table:
+a failure is never misread because it came from the other family.
+
+Responses are read up to ``MAX_RESPONSE_BYTES`` of decoded body. An auth token is a few
+KiB; a server that declares or sends more, or whose compressed body inflates past it,
+gets ``ResponseTooLarge`` and its connection closed (an unread body is not reused).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib.util
+import sys
+from collections.abc import Mapping
+from types import ModuleType
+from typing import Any, Final, Literal, cast
+
+import httpx2
+
+from .._errors import ConfigurationError
+from .._retry import Failure
+
+__all__ = [
+    "DEFAULT_LIMITS",
+    "HTTP_BACKENDS",
+    "MAX_RESPONSE_BYTES",
+    "HTTPConnection",
+    "ResponseTooLarge",
+    "aiohttp_installed",
+    "classify_failure",
+    "is_http_client",
+    "open_owned_connection",
+    "to_httpx2_timeout",
+]
+
+#: The ``http_backend=`` choices: httpx2's own transport, or aiohttp under it (asyncio only).
+HTTP_BACKENDS: Final = ("httpx2", "aiohttp")
+HTTPBackend = Literal["httpx2", "aiohttp"]
+
+# Batch jobs keep dozens of requests in flight; a keep-alive pool smaller than the
+# connection limit would close and reopen connections between requests.
+DEFAULT_LIMITS: Final = httpx2.Limits(max_connections=100, max_keepalive_connections=100)
+
+#: The most decoded body bytes the SDK reads of one response (an auth token is a few KiB).
+MAX_RESPONSE_BYTES: Final = 1024 * 1024
+# A compressed body is decoded from pieces this small, so no single decompression step
+# (httpx 0.28 inflates each piece it is given whole) can grow far past the cap.
+_DECODE_PIECE_BYTES: Final = 1024
+
+
+class ResponseTooLarge(Exception):  # noqa: N818 - an internal signal, mapped by the pipeline
+    """The response was larger than the SDK reads, or stacked content codings."""
+
+
+#: Exception class names, most specific first, and what they say about the request.
+#: The same names exist in httpx2 and in legacy httpx; one table serves both families.
+_FAILURE_BY_NAME: Final = (
+    # Before a byte of the request left: no connection, or none came free in time.
+    ("ConnectError", Failure.NOT_SENT),
+    ("ConnectTimeout", Failure.NOT_SENT),
+    ("PoolTimeout", Failure.NOT_SENT),
+    # What trying again cannot fix.
+    ("UnsupportedProtocol", Failure.PERMANENT),
+    ("LocalProtocolError", Failure.PERMANENT),
+    ("InvalidURL", Failure.PERMANENT),
+    # Anything else may have reached Ziggeo. A body that fails to decode is no usable
+    # response either; DecodingError is no TransportError, so it is named.
+    ("TransportError", Failure.MAYBE_SENT),
+    ("DecodingError", Failure.MAYBE_SENT),
+)
+
+
+def _legacy_httpx() -> ModuleType | None:
+    """Legacy httpx, if something in this process imported it (never imported here)."""
+    return sys.modules.get("httpx")
+
+
+def _families() -> tuple[ModuleType, ...]:
+    legacy = _legacy_httpx()
+    return (httpx2,) if legacy is None else (httpx2, legacy)
+
+
+def classify_failure(error: BaseException) -> tuple[Failure, bool] | None:
+    """What an HTTP-stack exception says: ``(failure, is_timeout)``, or ``None`` if it is
+    not one (a bug, a cancellation), whichever httpx family raised it."""
+    for family in _families():
+        for name, failure in _FAILURE_BY_NAME:
+            if isinstance(error, getattr(family, name)):
+                return failure, isinstance(error, family.TimeoutException)
+    return None
+
+
+def is_http_client(value: object) -> bool:
+    """Whether ``value`` is an ``httpx2.AsyncClient`` or a legacy ``httpx.AsyncClient``."""
+    return any(isinstance(value, family.AsyncClient) for family in _families())
+
+
+def to_httpx2_timeout(value: object) -> httpx2.Timeout | None:
+    """An ``httpx2.Timeout`` for a timeout object of either family, else ``None``."""
+    if isinstance(value, httpx2.Timeout):
+        return value
+    legacy = _legacy_httpx()
+    if legacy is not None and isinstance(value, legacy.Timeout):
+        return httpx2.Timeout(**value.as_dict())
+    return None
+
+
+def aiohttp_installed() -> bool:
+    return importlib.util.find_spec("aiohttp") is not None
+
+
+def _family_of(response: Any) -> ModuleType:
+    """The httpx family a response object comes from (``httpx2`` or legacy ``httpx``)."""
+    return sys.modules[type(response).__module__.partition(".")[0]]
+
+
+class HTTPConnection:
+    """An httpx-family ``AsyncClient`` the SDK sends through; closed by us only if ``owned``.
+
+    ``send`` hands the request to ``AsyncClient.send``, so the client's transport,
+    proxies, event hooks and instrumentation see it as any other request.
+    """
+
+    __slots__ = ("client", "owned")
+
+    def __init__(self, client: Any, *, owned: bool) -> None:
+        self.client = client
+        self.owned = owned
+
+    def __repr__(self) -> str:
+        return (
+            f"<HTTPConnection {'owned' if self.owned else 'lent'} {type(self.client).__module__}>"
+        )
+
+    async def send(
+        self,
+        method: str,
+        url: str,
+        *,
+        content: bytes | None,
+        headers: Mapping[str, str],
+        timeout: httpx2.Timeout,
+    ) -> httpx2.Response:
+        """Send one request; the response's body read whole (up to ``MAX_RESPONSE_BYTES``)."""
+        # A legacy client wants its own Timeout type; the 4-tuple reads the same in both.
+        timeouts = (timeout.connect, timeout.read, timeout.write, timeout.pool)
+        client = self.client
+        request = client.build_request(
+            method, url, content=content, headers=headers, timeout=timeouts
+        )
+        # auth=None: the SDK's Authorization header is the only one a lent client sends.
+        response = await client.send(request, stream=True, auth=None, follow_redirects=False)
+        # A legacy client's response is a legacy httpx.Response: the same interface.
+        return cast("httpx2.Response", await _read_capped(response))
+
+    async def aclose(self) -> None:
+        if self.owned:
+            await self.client.aclose()
+
+
+async def _read_capped(response: Any) -> Any:
+    """``response`` with its body read, or ``ResponseTooLarge`` with the connection closed.
+
+    A plain body with a Content-Length is framed by it (h11 reads no further), so it is
+    read as is; a chunked or compressed one is counted as it arrives and as it inflates.
+    """
+    try:
+        headers = response.headers
+        declared = headers.get("content-length")
+        if (
+            declared is not None
+            and declared.isascii()
+            and declared.isdigit()
+            and int(declared) > MAX_RESPONSE_BYTES
+        ):
+            raise ResponseTooLarge(f"the response declares {declared} bytes")
+        codings = [
+            value.strip().lower()
+            for value in headers.get_list("content-encoding", split_commas=True)
+            if value.strip().lower() not in ("", "identity")
+        ]
+        if len(codings) > 1:
+            raise ResponseTooLarge(f"the response stacks {len(codings)} content codings")
+        if declared is not None and not codings:
+            await response.aread()
+            return response
+        if response.is_stream_consumed:  # a transport that answered from memory
+            if len(response.content) > MAX_RESPONSE_BYTES:
+                raise ResponseTooLarge("the response body is larger than the limit")
+            return response
+        raw = bytearray()
+        # aclosing: leaving early must finish the iterator here, not in the garbage collector.
+        async with contextlib.aclosing(response.aiter_raw()) as chunks:
+            async for chunk in chunks:
+                raw += chunk
+                if len(raw) > MAX_RESPONSE_BYTES:
+                    raise ResponseTooLarge("the response body grew past the limit")
+    finally:
+        # Closing a response whose body was not read to its end closes its connection.
+        await response.aclose()
+    family = _family_of(response)
+    if codings:
+        await _check_inflated_size(family, response, bytes(raw))
+    whole = type(response)(
+        response.status_code,
+        headers=headers,
+        stream=family.ByteStream(bytes(raw)),
+        request=response.request,
+        extensions=response.extensions,
+    )
+    await whole.aread()
+    return whole
+
+
+async def _check_inflated_size(family: ModuleType, response: Any, raw: bytes) -> None:
+    """Decode ``raw`` in small pieces, counting, and refuse it once past the limit."""
+    probe = type(response)(
+        response.status_code,
+        headers=response.headers,
+        stream=_pieces_stream(family)(raw),
+        request=response.request,
+    )
+    size = 0
+    async with contextlib.aclosing(probe.aiter_bytes()) as pieces:
+        async for piece in pieces:
+            size += len(piece)
+            if size > MAX_RESPONSE_BYTES:
+                raise ResponseTooLarge("the response inflates past the limit")
+
+
+class _Pieces:
+    """An async iterator over ``body`` in ``_DECODE_PIECE_BYTES`` pieces.
+
+    Not an async generator: one left early needs no closing, so the garbage collector
+    finds nothing to finalise (httpx 0.28 does not close the iterators it is given).
+    """
+
+    def __init__(self, body: bytes) -> None:
+        self._body = body
+        self._start = 0
+
+    def __aiter__(self) -> _Pieces:
+        return self
+
+    async def __anext__(self) -> bytes:
+        start = self._start
+        if start >= len(self._body):
+            raise StopAsyncIteration
+        self._start = start + _DECODE_PIECE_BYTES
+        return self._body[start : self._start]
+
+
+_PIECE_STREAMS: dict[str, type[Any]] = {}
+
+
+def _pieces_stream(family: ModuleType) -> type[Any]:
+    """A byte stream class of ``family`` that yields a body in small pieces."""
+    stream_class = _PIECE_STREAMS.get(family.__name__)
+    if stream_class is None:
+
+        def init(self: Any, body: bytes) -> None:
+            self.body = body
+
+        def iterate(self: Any) -> _Pieces:
+            return _Pieces(self.body)
+
+        stream_class = type(
+            "PieceStream", (family.AsyncByteStream,), {"__init__": init, "__aiter__": iterate}
+        )
+        _PIECE_STREAMS[family.__name__] = stream_class
+    return stream_class
+
+
+def open_owned_connection(timeout: httpx2.Timeout, backend: str) -> HTTPConnection:
+    """The ``httpx2.AsyncClient`` the SDK owns, on ``backend`` (one of ``HTTP_BACKENDS``).
+
+    Made on first use, inside the running event loop that will use it.
+    """
+    transport: httpx2.AsyncBaseTransport | None = None
+    if backend == "aiohttp":
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            raise ConfigurationError(
+                "http_backend='aiohttp' runs on asyncio only; use the default under trio"
+            ) from None
+        from ._aiohttp import AiohttpTransport  # noqa: PLC0415 - the optional extra
+
+        transport = AiohttpTransport(limits=DEFAULT_LIMITS)
+    client = httpx2.AsyncClient(
+        timeout=timeout, limits=DEFAULT_LIMITS, follow_redirects=False, transport=transport
+    )
+    return HTTPConnection(client, owned=True)
