@@ -47,6 +47,9 @@ LIFECYCLE = {
     "__aenter__": "__enter__",
     "__aexit__": "__exit__",
     "closed": "closed",
+    # Made by the base for any sync client: a twin on the same portal, and the env reader.
+    "with_options": "with_options",
+    "from_env": "from_env",
 }
 #: Dunders every class carries, or that the twin defines its own way (repr, pickling).
 IGNORED_DUNDERS = frozenset(
@@ -417,6 +420,10 @@ class Generator:
             *docstring(own_doc(constructor), "        "),
             f"        config = {config_name}.from_arguments({self._arguments(parameters[1:])})",
             f"        super().__init__({root_name}, config)",
+            "        self._attach_resources()",
+            "",
+            "    def _attach_resources(self) -> None:",
+            '        """The resources on this portal (``with_options`` calls it too)."""',
             *init_lines,
         ]
         base_class = importlib.import_module(PORTAL_MODULE).SyncClientBase

@@ -10,8 +10,9 @@ The preamble the blocks may rely on (docs/index.md states it for readers):
   ``ZIGGEO_ENCRYPTION_KEY``;
 - the blocks of one page run in order in one namespace, so a page may build on an
   earlier block; a block with top-level ``await`` runs in its own event loop;
-- then every ``test_*`` function the page defined is called with no arguments (a
-  coroutine function in its own event loop), so a page can show a test and have it run.
+- then every ``test_*`` function the page defined is called (a coroutine function in
+  its own event loop), given the pytest fixtures its parameters name (the SDK's plugin
+  fixtures among them), so a page can show a test and have it run.
 
 A block that cannot run says why, in ``<!-- not-runnable: REASON -->`` on the line
 just before its fence; it is still compiled, then reported as skipped with the reason.
@@ -164,7 +165,7 @@ def test_python_is_labelled_python(block: Block) -> None:
 
 
 @pytest.mark.parametrize("page", [page_param(page) for page in RUNNABLE_PAGES])
-def test_page_runs(page: Path, fake_ziggeo: FakeZiggeo) -> None:
+def test_page_runs(page: Path, fake_ziggeo: FakeZiggeo, request: pytest.FixtureRequest) -> None:
     namespace: dict[str, Any] = {"__name__": f"docs_{page.stem}"}
     for block in PYTHON_BLOCKS:
         if block.page != page or block.not_runnable is not None:
@@ -176,10 +177,15 @@ def test_page_runs(page: Path, fake_ziggeo: FakeZiggeo) -> None:
             exec(code, namespace)
     for name, test in list(namespace.items()):
         if name.startswith("test_") and inspect.isfunction(test):
+            # A page's test may take fixtures, as the SDK's pytest plugin offers them.
+            fixtures = {
+                parameter: request.getfixturevalue(parameter)
+                for parameter in inspect.signature(test).parameters
+            }
             if inspect.iscoroutinefunction(test):
-                asyncio.run(test())
+                asyncio.run(test(**fixtures))
             else:
-                test()
+                test(**fixtures)
 
 
 NOT_RUNNABLE_BLOCKS = [block for block in PYTHON_BLOCKS if block.not_runnable is not None]

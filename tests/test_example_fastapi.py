@@ -13,7 +13,7 @@ import anyio
 import httpx2
 import pytest
 
-from examples.fastapi_app.main import Settings, create_app
+from examples.fastapi_app.main import Settings, create_app, get_ziggeo
 from ziggeo_async import AsyncZiggeo
 from ziggeo_async.testing import FakeZiggeo
 
@@ -203,8 +203,8 @@ async def test_page_can_carry_a_server_auth_token(site: Site) -> None:
 
 
 @pytest.mark.anyio
-async def test_lifespan_opens_one_client_and_closes_it() -> None:
-    fake = FakeZiggeo()
+async def test_lifespan_opens_one_client_and_closes_it(fake_ziggeo: FakeZiggeo) -> None:
+    fake = fake_ziggeo  # the SDK's pytest plugin
     settings = Settings(fake.app_token, fake.private_key, fake.encryption_key)
     async with httpx2.AsyncClient(transport=fake.transport()) as to_ziggeo:
         app = create_app(settings, http_client=to_ziggeo)
@@ -220,6 +220,21 @@ async def test_lifespan_opens_one_client_and_closes_it() -> None:
         assert ziggeo.closed
         assert not to_ziggeo.is_closed  # lent by the caller: the app leaves it open
         assert len(fake.tokens) == 2
+
+
+@pytest.mark.anyio
+async def test_the_sdks_pytest_fixtures_stand_in_for_the_apps_client(
+    fake_ziggeo: FakeZiggeo, ziggeo_client: AsyncZiggeo
+) -> None:
+    """The SDK's pytest plugin: ``ziggeo_client`` overrides the app's dependency."""
+    app = create_app(Settings(fake_ziggeo.app_token, fake_ziggeo.private_key, "unused-key-xx"))
+    app.dependency_overrides[get_ziggeo] = lambda: ziggeo_client
+    async with httpx2.AsyncClient(
+        transport=httpx2.ASGITransport(app=app), base_url="http://t"
+    ) as c:
+        created = await c.post("/server-tokens", json={"video": "v"})
+    assert created.status_code == 201
+    assert list(fake_ziggeo.tokens) == [created.json()["server_auth"]]
 
 
 @pytest.mark.anyio

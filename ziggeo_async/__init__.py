@@ -25,6 +25,7 @@ from ._errors import (
     ZiggeoError,
 )
 from ._models import AuthToken, Grant, Grants
+from ._observe import RetryEvent, configure_logging_from_env
 from ._retry import RetryPolicy
 from ._sync import SyncZiggeo
 from ._tokens import WeakEncryptionKeyWarning
@@ -53,6 +54,7 @@ __all__ = [
     "NotFoundError",
     "PermissionDeniedError",
     "RateLimitError",
+    "RetryEvent",
     "RetryPolicy",
     "SyncZiggeo",
     "TokenArguments",
@@ -62,3 +64,6 @@ __all__ = [
     "ZiggeoError",
     "__version__",
 ]
+
+# ZIGGEO_LOG=info|debug: a stderr handler on the ziggeo_async logger, as OPENAI_LOG does.
+configure_logging_from_env()

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import base64
+import os
 import sys
 import warnings
+from collections.abc import Callable
 from types import TracebackType
-from typing import Final
+from typing import Any, Final
 
 import attrs
 import httpx2
 
-from ._errors import ClientClosedError, ConfigurationError
+from ._errors import ClientClosedError, ConfigurationError, ValidationError
 from ._http import (
     HTTP_BACKENDS,
     HTTPBackend,
@@ -21,7 +23,8 @@ from ._http import (
     open_owned_connection,
     to_httpx2_timeout,
 )
-from ._pipeline import RequestPipeline
+from ._observe import RetryEvent
+from ._pipeline import RequestPipeline, check_deadline
 from ._retry import RetryPolicy
 from ._tokens import MIN_ENCRYPTION_KEY_CHARS, ClientTokenCipher, WeakEncryptionKeyWarning
 from ._version import __version__
@@ -36,6 +39,32 @@ DEFAULT_MAX_RETRIES: Final = 2
 _USER_AGENT: Final = (
     f"ziggeo-async/{__version__} python/{sys.version_info.major}.{sys.version_info.minor}"
 )
+
+
+#: The environment variables ``from_env`` reads, and the arguments they become.
+ENVIRONMENT: Final = {
+    "ZIGGEO_APP_TOKEN": "app_token",
+    "ZIGGEO_PRIVATE_KEY": "private_key",
+    "ZIGGEO_ENCRYPTION_KEY": "encryption_key",
+    "ZIGGEO_BASE_URL": "base_url",
+}
+
+
+def credentials_from_env(options: dict[str, Any]) -> tuple[str, str, str | None]:
+    """(app token, private key, encryption key) from the environment; ``ZIGGEO_BASE_URL``
+    goes into ``options`` unless it has a ``base_url``. Missing ones are named."""
+    missing = [
+        name for name in ("ZIGGEO_APP_TOKEN", "ZIGGEO_PRIVATE_KEY") if not os.environ.get(name)
+    ]
+    if missing:
+        raise ConfigurationError(f"{' and '.join(missing)} not set in the environment")
+    if os.environ.get("ZIGGEO_BASE_URL"):
+        options.setdefault("base_url", os.environ["ZIGGEO_BASE_URL"])
+    return (
+        os.environ["ZIGGEO_APP_TOKEN"],
+        os.environ["ZIGGEO_PRIVATE_KEY"],
+        os.environ.get("ZIGGEO_ENCRYPTION_KEY") or None,
+    )
 
 
 def host_for(app_token: str) -> str:
@@ -83,6 +112,34 @@ def _check_timeout(timeout: object) -> httpx2.Timeout:
     return httpx2.Timeout(timeout)
 
 
+def _check_retry(max_retries: object, retry: object) -> RetryPolicy:
+    if retry is not None:
+        if max_retries is not None:
+            raise ConfigurationError(
+                "give max_retries or retry, not both (retry=RetryPolicy(max_retries=...))"
+            )
+        if not isinstance(retry, RetryPolicy):
+            raise ConfigurationError("retry must be a RetryPolicy")
+        return retry
+    if max_retries is None:
+        return RetryPolicy(max_retries=DEFAULT_MAX_RETRIES)
+    if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
+        raise ConfigurationError("max_retries must be an int >= 0")
+    try:
+        return RetryPolicy(max_retries=max_retries)
+    except ValueError as error:  # the policy's own bounds
+        raise ConfigurationError(f"max_retries: {error}") from None
+
+
+def _check_client_deadline(deadline: object) -> float | None:
+    if deadline is None:
+        return None
+    try:
+        return check_deadline(deadline)
+    except ValidationError as error:
+        raise ConfigurationError(str(error)) from None
+
+
 @attrs.frozen
 class ClientConfig:
     """A client's constructor arguments, checked; building one is the whole validation.
@@ -95,11 +152,13 @@ class ClientConfig:
     app_token: str
     base_url: str
     timeout: httpx2.Timeout
-    max_retries: int
+    retry: RetryPolicy
+    deadline: float | None
     http_client: httpx2.AsyncClient | None
     http_backend: str
     authorization: str = attrs.field(repr=False)
     auth: Auth = attrs.field(repr=False)
+    on_retry: Callable[[RetryEvent], object] | None = attrs.field(default=None, repr=False)
 
     @classmethod
     def from_arguments(
@@ -110,7 +169,10 @@ class ClientConfig:
         *,
         base_url: str | None = None,
         timeout: float | httpx2.Timeout = DEFAULT_TIMEOUT,
-        max_retries: int = DEFAULT_MAX_RETRIES,
+        max_retries: int | None = None,
+        retry: RetryPolicy | None = None,
+        deadline: float | None = None,
+        on_retry: Callable[[RetryEvent], object] | None = None,
         http_client: httpx2.AsyncClient | None = None,
         http_backend: HTTPBackend = "httpx2",
     ) -> ClientConfig:
@@ -128,8 +190,8 @@ class ClientConfig:
                     WeakEncryptionKeyWarning,
                     stacklevel=3,
                 )
-        if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
-            raise ConfigurationError("max_retries must be an int >= 0")
+        if on_retry is not None and not callable(on_retry):
+            raise ConfigurationError("on_retry must be a callable taking a RetryEvent")
         if http_client is not None and not is_http_client(http_client):
             raise ConfigurationError(
                 "http_client must be an httpx2.AsyncClient (or a legacy httpx.AsyncClient)"
@@ -151,7 +213,9 @@ class ClientConfig:
             app_token=app_token,
             base_url=host_for(app_token) if base_url is None else _check_base_url(base_url),
             timeout=_check_timeout(timeout),
-            max_retries=max_retries,
+            retry=_check_retry(max_retries, retry),
+            deadline=_check_client_deadline(deadline),
+            on_retry=on_retry,
             http_client=http_client,
             http_backend=http_backend,
             authorization=f"Basic {credentials}",
@@ -159,6 +223,24 @@ class ClientConfig:
                 None if encryption_key is None else ClientTokenCipher(app_token, encryption_key)
             ),
         )
+
+    def with_options(
+        self,
+        *,
+        timeout: float | httpx2.Timeout | None = None,
+        max_retries: int | None = None,
+        retry: RetryPolicy | None = None,
+        deadline: float | None = None,
+    ) -> ClientConfig:
+        """This config with other call defaults (``None`` keeps a setting), checked."""
+        config = self
+        if max_retries is not None or retry is not None:
+            config = attrs.evolve(config, retry=_check_retry(max_retries, retry))
+        if timeout is not None:
+            config = attrs.evolve(config, timeout=_check_timeout(timeout))
+        if deadline is not None:
+            config = attrs.evolve(config, deadline=_check_client_deadline(deadline))
+        return config
 
 
 class AsyncZiggeo:
@@ -187,7 +269,10 @@ class AsyncZiggeo:
         *,
         base_url: str | None = None,
         timeout: float | httpx2.Timeout = DEFAULT_TIMEOUT,
-        max_retries: int = DEFAULT_MAX_RETRIES,
+        max_retries: int | None = None,
+        retry: RetryPolicy | None = None,
+        deadline: float | None = None,
+        on_retry: Callable[[RetryEvent], object] | None = None,
         http_client: httpx2.AsyncClient | None = None,
         http_backend: HTTPBackend = "httpx2",
     ) -> None:
@@ -199,6 +284,9 @@ class AsyncZiggeo:
                 base_url=base_url,
                 timeout=timeout,
                 max_retries=max_retries,
+                retry=retry,
+                deadline=deadline,
+                on_retry=on_retry,
                 http_client=http_client,
                 http_backend=http_backend,
             )
@@ -211,7 +299,10 @@ class AsyncZiggeo:
         cls._assemble(client, config)
         return client
 
-    def _assemble(self, config: ClientConfig) -> None:
+    def _assemble(self, config: ClientConfig, parent: AsyncZiggeo | None = None) -> None:
+        self._config = config
+        # A client made by with_options: the parent's connections and lifecycle.
+        self._parent = parent
         self._app_token = config.app_token
         self._base_url = config.base_url
         self._timeout = config.timeout
@@ -226,8 +317,10 @@ class AsyncZiggeo:
             authorization=config.authorization,
             user_agent=_USER_AGENT,
             timeout=self._timeout,
-            policy=RetryPolicy(max_retries=config.max_retries),
+            policy=config.retry,
             connection=self._connection,
+            deadline=config.deadline,
+            on_retry=config.on_retry,
         )
         self.authtokens = AsyncAuthTokens(self._pipeline)
         self.auth = config.auth
@@ -244,17 +337,58 @@ class AsyncZiggeo:
 
     @property
     def closed(self) -> bool:
-        """Whether ``aclose()`` has been called."""
-        return self._closed
+        """Whether ``aclose()`` has been called (on the client ``with_options`` was called on,
+        for a client it made)."""
+        return self._parent.closed if self._parent is not None else self._closed
+
+    @property
+    def retry(self) -> RetryPolicy:
+        """The retry policy every call of this client follows."""
+        return self._config.retry
+
+    @property
+    def deadline(self) -> float | None:
+        """Seconds a whole call may take, retries included (``None``: no limit)."""
+        return self._config.deadline
+
+    def with_options(
+        self,
+        *,
+        timeout: float | httpx2.Timeout | None = None,
+        max_retries: int | None = None,
+        retry: RetryPolicy | None = None,
+        deadline: float | None = None,
+    ) -> AsyncZiggeo:
+        """A client with other defaults that shares this one's connections and lifecycle.
+
+        An argument left out (``None``) keeps this client's setting. Closing this client
+        closes the one made here too; closing that one does nothing (it owns nothing).
+        """
+        config = self._config.with_options(
+            timeout=timeout, max_retries=max_retries, retry=retry, deadline=deadline
+        )
+        client = type(self).__new__(type(self))
+        client._assemble(config, parent=self._parent or self)  # noqa: SLF001 - same class
+        return client
+
+    @classmethod
+    def from_env(cls, **options: Any) -> AsyncZiggeo:
+        """A client from ``ZIGGEO_APP_TOKEN``, ``ZIGGEO_PRIVATE_KEY`` and, when set,
+        ``ZIGGEO_ENCRYPTION_KEY`` and ``ZIGGEO_BASE_URL``; keyword arguments are passed on
+        (and win over ``ZIGGEO_BASE_URL``). A missing variable is a ``ConfigurationError``
+        that names it."""
+        return cls(*credentials_from_env(options), **options)
 
     def __repr__(self) -> str:
-        state = ", closed" if self._closed else ""
+        state = ", closed" if self.closed else ""
         return f"AsyncZiggeo(app_token={self._app_token!r}, base_url={self._base_url!r}{state})"
 
     def __reduce__(self) -> str:
         raise TypeError("AsyncZiggeo holds credentials and an open HTTP client; it does not pickle")
 
     def _connection(self) -> HTTPConnection:
+        if self._parent is not None:
+            return self._parent._connection()  # noqa: SLF001 - same class
         if self._closed:
             raise ClientClosedError("this AsyncZiggeo is closed; make a new client")
         if self._lent is not None:
@@ -264,14 +398,19 @@ class AsyncZiggeo:
         return self._owned
 
     async def aclose(self) -> None:
-        """Close the connections this client made (a lent client stays open). Idempotent."""
+        """Close the connections this client made (a lent client stays open). Idempotent.
+
+        On a client made by ``with_options``, nothing: the connections are its parent's.
+        """
+        if self._parent is not None:
+            return
         self._closed = True
         owned, self._owned = self._owned, None
         if owned is not None:
             await owned.aclose()
 
     async def __aenter__(self) -> AsyncZiggeo:
-        if self._closed:
+        if self.closed:
             raise ClientClosedError("this AsyncZiggeo is closed; make a new client")
         return self
 

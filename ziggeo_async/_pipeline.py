@@ -12,12 +12,15 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Final
 
 import anyio
+import attrs
 import httpx2
 
 from ._errors import (
     APIConnectionError,
+    APIError,
     APIResponseTooLargeError,
     APIResponseValidationError,
+    APIStatusError,
     APITimeoutError,
     ValidationError,
     error_class_for_status,
@@ -25,6 +28,7 @@ from ._errors import (
 )
 from ._http import MAX_RESPONSE_BYTES, ResponseTooLarge, classify_failure
 from ._models import AuthToken, ResponseShapeError
+from ._observe import RetryEvent, SpanRecorder, announce_retry, start_span
 from ._retry import Operation, RetryPolicy, Verdict
 
 if TYPE_CHECKING:
@@ -76,8 +80,11 @@ class RequestPipeline:
         "_base_url",
         "_connection",
         "_credential_texts",
+        "_deadline",
         "_form_headers",
         "_headers",
+        "_host",
+        "_on_retry",
         "_policy",
         "_timeout",
     )
@@ -91,8 +98,13 @@ class RequestPipeline:
         timeout: httpx2.Timeout,
         policy: RetryPolicy,
         connection: Callable[[], HTTPConnection],
+        deadline: float | None = None,
+        on_retry: Callable[[RetryEvent], object] | None = None,
     ) -> None:
         self._base_url = base_url.rstrip("/") + COLLECTION_PATH
+        self._host = urllib.parse.urlsplit(base_url).hostname or ""
+        self._deadline = deadline
+        self._on_retry = on_retry
         headers = {
             "Authorization": authorization,
             "Accept": "application/json",
@@ -119,32 +131,69 @@ class RequestPipeline:
         form: str | None = None,
         *,
         timeout: float | None = None,
+        deadline: float | None = None,
     ) -> httpx2.Response:
         """Send ``operation`` on the token ``segment`` (already validated and quoted).
 
         Returns the successful response, or raises the mapped ``APIError`` once the
-        retry policy gives up.
+        retry policy gives up or the ``deadline`` (the whole call, seconds) runs out.
         """
-        call_timeout = self._timeout if timeout is None else _call_timeout(timeout)
-        method = _METHOD[operation]
-        path = display_path(segment)
-        url = self._base_url if segment is None else self._base_url + segment
-        content = None if form is None else form.encode("ascii")
-        headers = self._headers if form is None else self._form_headers
-        attempt = 0
+        call = _Call(
+            operation=operation,
+            segment=segment,
+            url=self._base_url if segment is None else self._base_url + segment,
+            content=None if form is None else form.encode("ascii"),
+            headers=self._headers if form is None else self._form_headers,
+            timeout=self._timeout if timeout is None else _call_timeout(timeout),
+        )
+        limit = self._deadline if deadline is None else check_deadline(deadline)
+        with start_span(operation.value, call.method, self._host) as span:
+            try:
+                response = await self._within_deadline(call, limit, span)
+            except BaseException as error:
+                span.finish(attempts=call.attempts, status_code=call.status_code, error=error)
+                raise
+            span.finish(attempts=call.attempts, status_code=call.status_code, error=None)
+            return response
+
+    async def _within_deadline(
+        self, call: _Call, limit: float | None, span: SpanRecorder
+    ) -> httpx2.Response:
+        if limit is None:
+            return await self._attempts(call, None, span)
+        # The whole call: every attempt, every backoff and Retry-After wait. A cancel
+        # scope, so a server that drips bytes or never answers is cut off all the same.
+        with anyio.move_on_after(limit):
+            return await self._attempts(call, anyio.current_time() + limit, span)
+        raise APITimeoutError(
+            f"{call.method} {call.path}: the deadline of {limit:g} s ran out "
+            f"after {call.attempts} attempt(s)",
+            method=call.method,
+            path=call.path,
+        )
+
+    async def _attempts(
+        self, call: _Call, deadline_at: float | None, span: SpanRecorder
+    ) -> httpx2.Response:
+        """Attempt, judge, wait, until the policy says done or failed."""
+        operation, method, path = call.operation, call.method, call.path
         while True:
-            attempt += 1
+            call.attempts += 1
+            attempt = call.attempts
             started = time.perf_counter()
-            mapped: APIConnectionError | None = None
             try:
                 response = await self._connection().send(
-                    method, url, content=content, headers=headers, timeout=call_timeout
+                    method,
+                    call.url,
+                    content=call.content,
+                    headers=call.headers,
+                    timeout=call.timeout,
                 )
-            except ResponseTooLarge as error:
+            except ResponseTooLarge as too_large:
                 _log_attempt(method, path, "response too large", attempt, started)
                 raise APIResponseTooLargeError(
-                    f"{method} {path}: {error} ({MAX_RESPONSE_BYTES} bytes at most are read); "
-                    "the connection was closed",
+                    f"{method} {path}: {too_large} ({MAX_RESPONSE_BYTES} bytes at most are "
+                    "read); the connection was closed",
                     method=method,
                     path=path,
                 ) from None
@@ -153,36 +202,56 @@ class RequestPipeline:
                 if classified is None:
                     raise
                 failure, timed_out = classified
-                _log_attempt(method, path, type(error).__name__, attempt, started)
+                outcome: int | str = type(error).__name__
                 decision = self._policy.decide(operation, attempt=attempt, failure=failure)
-                if decision.verdict is Verdict.FAIL:
-                    mapped = self._connection_error(error, timed_out, attempt, method, segment)
+                problem: APIError = self._connection_error(
+                    error, timed_out, attempt, method, call.segment
+                )
+                call.status_code = None
             else:
-                status = response.status_code
-                _log_attempt(method, path, status, attempt, started)
+                outcome = call.status_code = response.status_code
                 decision = self._policy.decide(
                     operation,
                     attempt=attempt,
-                    status_code=status,
+                    status_code=response.status_code,
                     retry_after=response.headers.get("retry-after"),
                 )
                 if decision.verdict is Verdict.SUCCEED:
+                    _log_attempt(method, path, outcome, attempt, started)
                     return response
-                if decision.verdict is Verdict.FAIL:
-                    body = self._body_without_credentials(response)
-                    raise error_class_for_status(status)(
-                        status_error_message(method, path, status, body),
-                        method=method,
-                        path=path,
-                        status_code=status,
-                        body=body,
-                        response=response,
-                    )
-            if mapped is not None:
+                problem = self._status_error(response, method, path)
+            _log_attempt(method, path, outcome, attempt, started)
+            # A wait that would outlast the deadline is not worth starting: give up now.
+            out_of_time = (
+                deadline_at is not None and anyio.current_time() + decision.delay >= deadline_at
+            )
+            if decision.verdict is Verdict.FAIL or out_of_time:
                 # Raised here, outside the except block: the HTTP stack's own exception
                 # is neither its cause nor its context, only a cleaned copy of it.
-                raise mapped
+                raise problem
+            event = RetryEvent(
+                operation=operation.value,
+                attempt=attempt,
+                delay=decision.delay,
+                status_code=call.status_code,
+                failure=None if call.status_code is not None else str(outcome),
+                token_id=None if call.segment is None else path.rpartition("/")[2],
+            )
+            span.retry(event)
+            announce_retry(event, self._on_retry)
             await anyio.sleep(decision.delay)
+
+    def _status_error(self, response: httpx2.Response, method: str, path: str) -> APIStatusError:
+        status = response.status_code
+        body = self._body_without_credentials(response)
+        return error_class_for_status(status)(
+            status_error_message(method, path, status, body),
+            method=method,
+            path=path,
+            status_code=status,
+            body=body,
+            response=response,
+        )
 
     def _connection_error(
         self,
@@ -243,12 +312,13 @@ class RequestPipeline:
         form: str | None = None,
         *,
         timeout: float | None = None,
+        deadline: float | None = None,
     ) -> AuthToken:
         """``send``, then the ``AuthToken`` in the response body.
 
         A body that is not an auth token object raises ``APIResponseValidationError``.
         """
-        response = await self.send(operation, segment, form, timeout=timeout)
+        response = await self.send(operation, segment, form, timeout=timeout, deadline=deadline)
         try:
             return AuthToken.from_json(json.loads(response.content))
         except (ValueError, RecursionError) as error:  # ResponseShapeError and JSON errors
@@ -261,6 +331,46 @@ class RequestPipeline:
                 status_code=response.status_code,
                 body=self._body_without_credentials(response),
             ) from None
+
+
+@attrs.define
+class _Call:
+    """One call's request, fixed before the first attempt, and what its attempts found."""
+
+    operation: Operation
+    segment: str | None
+    url: str
+    content: bytes | None
+    headers: dict[str, str]
+    timeout: httpx2.Timeout
+    attempts: int = 0
+    status_code: int | None = None
+
+    @property
+    def method(self) -> str:
+        return _METHOD[self.operation]
+
+    @property
+    def path(self) -> str:
+        return display_path(self.segment)
+
+
+#: The longest deadline taken: a day. Longer is a mistake (or an overflow) waiting to happen.
+MAX_DEADLINE: Final = 86_400.0
+
+
+def check_deadline(deadline: object, *, argument: str = "deadline") -> float:
+    """A deadline in seconds: a positive, finite number of at most a day."""
+    if (
+        isinstance(deadline, bool)
+        or not isinstance(deadline, (int, float))
+        or not 0 < deadline <= MAX_DEADLINE
+    ):
+        raise ValidationError(
+            argument,
+            f"expected seconds, more than 0 and at most {MAX_DEADLINE:g}, got {deadline!r}",
+        )
+    return float(deadline)
 
 
 def _call_timeout(timeout: object) -> httpx2.Timeout:

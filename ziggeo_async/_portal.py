@@ -20,14 +20,20 @@ from concurrent.futures import Future
 from contextlib import ExitStack, suppress
 from functools import partial
 from types import TracebackType
-from typing import Any, Final, Generic, ParamSpec, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Final, Generic, ParamSpec, Protocol, TypeVar
 
 import anyio
 import attrs
 from anyio.from_thread import start_blocking_portal
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+from typing_extensions import Self
 
 from ._errors import BlockingCallError, ClientClosedError
+
+if TYPE_CHECKING:
+    import httpx2
+
+    from ._retry import RetryPolicy
 
 __all__ = [
     "PORTAL_THREAD_NAME",
@@ -408,6 +414,53 @@ class PortalIterator(Iterator[T]):
             self._portal.schedule(_stop(self._pump))
 
 
+class _DerivedPortal(ClientPortal[Any]):
+    """The portal of a client made by ``with_options``: its parent's, with the async
+    client's own ``with_options`` applied, and nothing of its own to close."""
+
+    def __init__(self, parent: ClientPortal[Any], options: dict[str, Any]) -> None:
+        # No super().__init__: every call goes to the parent's loop and thread.
+        self._parent = parent
+        self._options = options
+        self._derived: Any = None
+
+    @property
+    def started(self) -> bool:
+        return self._parent.started
+
+    @property
+    def closed(self) -> bool:
+        return self._parent.closed
+
+    def refuse_blocking_caller(self) -> None:
+        self._parent.refuse_blocking_caller()
+
+    def client(self) -> Any:
+        parent = self._parent.client()
+        if self._derived is None:  # with_options does no I/O: fine on any thread
+            self._derived = parent.with_options(**self._options)
+        return self._derived
+
+    def schedule(self, coroutine: Coroutine[Any, Any, object]) -> None:
+        self._parent.schedule(coroutine)
+
+    def call(
+        self, function: Callable[P, Coroutine[Any, Any, T]], /, *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        return self._parent.call(function, *args, **kwargs)
+
+    def iterate(
+        self, function: Callable[P, AsyncIterator[T]], /, *args: P.args, **kwargs: P.kwargs
+    ) -> PortalIterator[T]:
+        return self._parent.iterate(function, *args, **kwargs)
+
+    def next_item(self, pump: _Pump[T]) -> T:
+        return self._parent.next_item(pump)
+
+    def close(self) -> None:
+        """Nothing: the parent's portal, connections and thread are the parent's to close."""
+
+
 class SyncClientBase(Generic[ClientT, ConfigT]):
     """The hand-written base of a generated sync client: its portal's lifecycle.
 
@@ -452,7 +505,49 @@ class SyncClientBase(Generic[ClientT, ConfigT]):
     ) -> None:
         self.close()
 
+    def _attach_resources(self) -> None:
+        """Set the resources on ``self._portal``; the generated class defines it."""
+        raise NotImplementedError
+
+    def with_options(
+        self,
+        *,
+        timeout: float | httpx2.Timeout | None = None,
+        max_retries: int | None = None,
+        retry: RetryPolicy | None = None,
+        deadline: float | None = None,
+    ) -> Self:
+        """A client with other defaults on this one's portal, connections and lifecycle.
+
+        An argument left out keeps this client's setting. Closing this client closes
+        the one made here too; closing that one does nothing (it owns nothing).
+        """
+        options: dict[str, Any] = {
+            "timeout": timeout,
+            "max_retries": max_retries,
+            "retry": retry,
+            "deadline": deadline,
+        }
+        # The same class: its private state is this code's own.
+        derived = type(self).__new__(type(self))
+        derived._config = self._config.with_options(**options)  # type: ignore[attr-defined]  # noqa: SLF001
+        derived._portal = _DerivedPortal(self._portal, options)  # noqa: SLF001
+        derived._attach_resources()  # noqa: SLF001
+        return derived
+
+    @classmethod
+    def from_env(cls, **options: Any) -> Self:
+        """A client from ``ZIGGEO_APP_TOKEN``, ``ZIGGEO_PRIVATE_KEY`` and, when set,
+        ``ZIGGEO_ENCRYPTION_KEY`` and ``ZIGGEO_BASE_URL``; keyword arguments are passed on
+        (and win over ``ZIGGEO_BASE_URL``). A missing variable is a ``ConfigurationError``
+        that names it."""
+        from ._client import credentials_from_env  # noqa: PLC0415 - the client imports this
+
+        return cls(*credentials_from_env(options), **options)  # type: ignore[arg-type, call-arg]
+
     def __del__(self) -> None:
+        if isinstance(getattr(self, "_portal", None), _DerivedPortal):
+            return  # the portal is its parent's, which warns for both
         portal = getattr(self, "_portal", None)  # None when the constructor raised
         if portal is not None and portal.started and not portal.closed:
             warnings.warn(

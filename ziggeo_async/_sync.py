@@ -6,7 +6,7 @@ the test suite) fails when this file no longer matches the async classes.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, Iterable, Mapping
+from collections.abc import AsyncIterable, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
 from httpx2 import AsyncClient, Timeout
@@ -15,7 +15,9 @@ from ziggeo_async._arguments import TokenArguments
 from ziggeo_async._batch import BatchResult
 from ziggeo_async._client import DEFAULT_TIMEOUT, AsyncZiggeo, ClientConfig
 from ziggeo_async._models import AuthToken
+from ziggeo_async._observe import RetryEvent
 from ziggeo_async._portal import ClientPortal, PortalIterator, SyncClientBase
+from ziggeo_async._retry import RetryPolicy
 from ziggeo_async.resources.auth import Auth
 
 if TYPE_CHECKING:
@@ -30,7 +32,9 @@ class SyncAuthTokens:
     Create, read, change and delete server auth tokens.
 
     Every method checks its arguments before anything is sent (``ValidationError``),
-    retries by the client's policy, and takes ``timeout=`` (seconds) for that call.
+    retries by the client's policy, and takes ``timeout=`` (seconds, httpx2's per-phase
+    timeout: connect, each read, each write) and ``deadline=`` (seconds for the whole
+    call, every attempt and wait included) for that call; batches apply both per item.
     """
 
     __slots__ = ("_portal",)
@@ -42,42 +46,69 @@ class SyncAuthTokens:
         return "<SyncAuthTokens>"
 
     def create(
-        self, *, timeout: float | None = None, **arguments: Unpack[TokenArguments]
+        self,
+        *,
+        timeout: float | None = None,
+        deadline: float | None = None,
+        **arguments: Unpack[TokenArguments],
     ) -> AuthToken:
         """Create an auth token and return it as Ziggeo stored it.
 
         Never retried once it may have reached Ziggeo, so it cannot issue a duplicate.
         """
         return self._portal.call(
-            self._portal.client().authtokens.create, timeout=timeout, **arguments
+            self._portal.client().authtokens.create, timeout=timeout, deadline=deadline, **arguments
         )
 
-    def get(self, token: str, *, timeout: float | None = None) -> AuthToken:
+    def get(
+        self, token: str, *, timeout: float | None = None, deadline: float | None = None
+    ) -> AuthToken:
         """The auth token ``token`` (its token id; keys are not accepted here)."""
-        return self._portal.call(self._portal.client().authtokens.get, token, timeout=timeout)
+        return self._portal.call(
+            self._portal.client().authtokens.get, token, timeout=timeout, deadline=deadline
+        )
 
     def update(
         self,
         token_or_key: str,
         *,
         timeout: float | None = None,
+        deadline: float | None = None,
         **arguments: Unpack[TokenArguments],
     ) -> AuthToken:
         """Change the given arguments of an auth token; return it as Ziggeo stored it."""
         return self._portal.call(
-            self._portal.client().authtokens.update, token_or_key, timeout=timeout, **arguments
+            self._portal.client().authtokens.update,
+            token_or_key,
+            timeout=timeout,
+            deadline=deadline,
+            **arguments,
         )
 
-    def delete(self, token_or_key: str, *, timeout: float | None = None) -> None:
+    def delete(
+        self, token_or_key: str, *, timeout: float | None = None, deadline: float | None = None
+    ) -> None:
         """Delete an auth token.
 
         A 404 after a retried attempt counts as done: the earlier attempt deleted it.
         """
-        self._portal.call(self._portal.client().authtokens.delete, token_or_key, timeout=timeout)
+        self._portal.call(
+            self._portal.client().authtokens.delete,
+            token_or_key,
+            timeout=timeout,
+            deadline=deadline,
+        )
 
-    def destroy(self, token_or_key: str, *, timeout: float | None = None) -> None:
+    def destroy(
+        self, token_or_key: str, *, timeout: float | None = None, deadline: float | None = None
+    ) -> None:
         """Alias of ``delete``, under the name the Node SDK uses."""
-        self._portal.call(self._portal.client().authtokens.destroy, token_or_key, timeout=timeout)
+        self._portal.call(
+            self._portal.client().authtokens.destroy,
+            token_or_key,
+            timeout=timeout,
+            deadline=deadline,
+        )
 
     def create_many(
         self,
@@ -86,6 +117,7 @@ class SyncAuthTokens:
         concurrency: int = 32,
         max_per_second: float | None = None,
         timeout: float | None = None,
+        deadline: float | None = None,
     ) -> PortalIterator[BatchResult[AuthToken]]:
         """Create one auth token per item (a mapping of ``create``'s arguments).
 
@@ -100,6 +132,7 @@ class SyncAuthTokens:
             concurrency=concurrency,
             max_per_second=max_per_second,
             timeout=timeout,
+            deadline=deadline,
         )
 
     def get_many(
@@ -109,6 +142,7 @@ class SyncAuthTokens:
         concurrency: int = 32,
         max_per_second: float | None = None,
         timeout: float | None = None,
+        deadline: float | None = None,
     ) -> PortalIterator[BatchResult[AuthToken]]:
         """``get`` each token; results as for ``create_many``."""
         return self._portal.iterate(
@@ -117,6 +151,7 @@ class SyncAuthTokens:
             concurrency=concurrency,
             max_per_second=max_per_second,
             timeout=timeout,
+            deadline=deadline,
         )
 
     def delete_many(
@@ -126,6 +161,7 @@ class SyncAuthTokens:
         concurrency: int = 32,
         max_per_second: float | None = None,
         timeout: float | None = None,
+        deadline: float | None = None,
     ) -> PortalIterator[BatchResult[None]]:
         """``delete`` each token or key; results as for ``create_many`` (value ``None``)."""
         return self._portal.iterate(
@@ -134,6 +170,7 @@ class SyncAuthTokens:
             concurrency=concurrency,
             max_per_second=max_per_second,
             timeout=timeout,
+            deadline=deadline,
         )
 
 
@@ -165,7 +202,10 @@ class SyncZiggeo(SyncClientBase[AsyncZiggeo, ClientConfig]):
         *,
         base_url: str | None = None,
         timeout: float | Timeout = DEFAULT_TIMEOUT,
-        max_retries: int = 2,
+        max_retries: int | None = None,
+        retry: RetryPolicy | None = None,
+        deadline: float | None = None,
+        on_retry: Callable[[RetryEvent], object] | None = None,
         http_client: AsyncClient | None = None,
         http_backend: Literal["httpx2", "aiohttp"] = "httpx2",
     ) -> None:
@@ -176,10 +216,17 @@ class SyncZiggeo(SyncClientBase[AsyncZiggeo, ClientConfig]):
             base_url=base_url,
             timeout=timeout,
             max_retries=max_retries,
+            retry=retry,
+            deadline=deadline,
+            on_retry=on_retry,
             http_client=http_client,
             http_backend=http_backend,
         )
         super().__init__(AsyncZiggeo, config)
+        self._attach_resources()
+
+    def _attach_resources(self) -> None:
+        """The resources on this portal (``with_options`` calls it too)."""
         self.authtokens = SyncAuthTokens(self._portal)
         self.auth = self._config.auth
 
@@ -192,3 +239,13 @@ class SyncZiggeo(SyncClientBase[AsyncZiggeo, ClientConfig]):
     def base_url(self) -> str:
         """The API host every request goes to."""
         return self._config.base_url
+
+    @property
+    def retry(self) -> RetryPolicy:
+        """The retry policy every call of this client follows."""
+        return self._config.retry
+
+    @property
+    def deadline(self) -> float | None:
+        """Seconds a whole call may take, retries included (``None``: no limit)."""
+        return self._config.deadline

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from .._arguments import TokenArguments, encode_form, normalize_arguments, path_segment
 from .._batch import BatchRun
 from .._errors import ValidationError
+from .._pipeline import check_deadline
 from .._retry import Operation
 
 if TYPE_CHECKING:
@@ -26,7 +27,9 @@ class AsyncAuthTokens:
     """Create, read, change and delete server auth tokens.
 
     Every method checks its arguments before anything is sent (``ValidationError``),
-    retries by the client's policy, and takes ``timeout=`` (seconds) for that call.
+    retries by the client's policy, and takes ``timeout=`` (seconds, httpx2's per-phase
+    timeout: connect, each read, each write) and ``deadline=`` (seconds for the whole
+    call, every attempt and wait included) for that call; batches apply both per item.
     """
 
     __slots__ = ("_pipeline",)
@@ -41,28 +44,38 @@ class AsyncAuthTokens:
         self,
         *,
         timeout: float | None = None,
+        deadline: float | None = None,
         **arguments: Unpack[TokenArguments],
     ) -> AuthToken:
         """Create an auth token and return it as Ziggeo stored it.
 
         Never retried once it may have reached Ziggeo, so it cannot issue a duplicate.
         """
-        return await self._create(arguments, timeout)
+        return await self._create(arguments, timeout, deadline)
 
-    async def _create(self, arguments: Mapping[str, object], timeout: float | None) -> AuthToken:
+    async def _create(
+        self, arguments: Mapping[str, object], timeout: float | None, deadline: float | None
+    ) -> AuthToken:
         form = encode_form(normalize_arguments(arguments))
-        return await self._pipeline.send_for_token(Operation.CREATE, form=form, timeout=timeout)
+        return await self._pipeline.send_for_token(
+            Operation.CREATE, form=form, timeout=timeout, deadline=deadline
+        )
 
-    async def get(self, token: str, *, timeout: float | None = None) -> AuthToken:
+    async def get(
+        self, token: str, *, timeout: float | None = None, deadline: float | None = None
+    ) -> AuthToken:
         """The auth token ``token`` (its token id; keys are not accepted here)."""
         segment = path_segment("token", token)
-        return await self._pipeline.send_for_token(Operation.GET, segment, timeout=timeout)
+        return await self._pipeline.send_for_token(
+            Operation.GET, segment, timeout=timeout, deadline=deadline
+        )
 
     async def update(
         self,
         token_or_key: str,
         *,
         timeout: float | None = None,
+        deadline: float | None = None,
         **arguments: Unpack[TokenArguments],
     ) -> AuthToken:
         """Change the given arguments of an auth token; return it as Ziggeo stored it."""
@@ -71,20 +84,24 @@ class AsyncAuthTokens:
         if not normalized:
             raise ValidationError("arguments", "update needs at least one argument to change")
         return await self._pipeline.send_for_token(
-            Operation.UPDATE, segment, encode_form(normalized), timeout=timeout
+            Operation.UPDATE, segment, encode_form(normalized), timeout=timeout, deadline=deadline
         )
 
-    async def delete(self, token_or_key: str, *, timeout: float | None = None) -> None:
+    async def delete(
+        self, token_or_key: str, *, timeout: float | None = None, deadline: float | None = None
+    ) -> None:
         """Delete an auth token.
 
         A 404 after a retried attempt counts as done: the earlier attempt deleted it.
         """
         segment = path_segment("token_or_key", token_or_key)
-        await self._pipeline.send(Operation.DELETE, segment, timeout=timeout)
+        await self._pipeline.send(Operation.DELETE, segment, timeout=timeout, deadline=deadline)
 
-    async def destroy(self, token_or_key: str, *, timeout: float | None = None) -> None:
+    async def destroy(
+        self, token_or_key: str, *, timeout: float | None = None, deadline: float | None = None
+    ) -> None:
         """Alias of ``delete``, under the name the Node SDK uses."""
-        await self.delete(token_or_key, timeout=timeout)
+        await self.delete(token_or_key, timeout=timeout, deadline=deadline)
 
     def create_many(
         self,
@@ -93,6 +110,7 @@ class AsyncAuthTokens:
         concurrency: int = DEFAULT_CONCURRENCY,
         max_per_second: float | None = None,
         timeout: float | None = None,
+        deadline: float | None = None,
     ) -> BatchRun[AuthToken, Mapping[str, Any]]:
         """Create one auth token per item (a mapping of ``create``'s arguments).
 
@@ -102,12 +120,14 @@ class AsyncAuthTokens:
         a second. Use it as ``async with ... as results: async for result in results``.
         """
 
+        deadline = None if deadline is None else check_deadline(deadline)
+
         async def create_item(index: int, item: Mapping[str, Any]) -> AuthToken:
             if not isinstance(item, Mapping):
                 raise ValidationError(
                     f"items[{index}]", f"expected a mapping of create arguments, got {item!r:.40}"
                 )
-            return await self._create(item, timeout)
+            return await self._create(item, timeout, deadline)
 
         return BatchRun(items, create_item, concurrency=concurrency, max_per_second=max_per_second)
 
@@ -118,11 +138,14 @@ class AsyncAuthTokens:
         concurrency: int = DEFAULT_CONCURRENCY,
         max_per_second: float | None = None,
         timeout: float | None = None,
+        deadline: float | None = None,
     ) -> BatchRun[AuthToken, str]:
         """``get`` each token; results as for ``create_many``."""
 
+        deadline = None if deadline is None else check_deadline(deadline)
+
         async def get_item(_index: int, token: str) -> AuthToken:
-            return await self.get(token, timeout=timeout)
+            return await self.get(token, timeout=timeout, deadline=deadline)
 
         return BatchRun(tokens, get_item, concurrency=concurrency, max_per_second=max_per_second)
 
@@ -133,11 +156,14 @@ class AsyncAuthTokens:
         concurrency: int = DEFAULT_CONCURRENCY,
         max_per_second: float | None = None,
         timeout: float | None = None,
+        deadline: float | None = None,
     ) -> BatchRun[None, str]:
         """``delete`` each token or key; results as for ``create_many`` (value ``None``)."""
 
+        deadline = None if deadline is None else check_deadline(deadline)
+
         async def delete_item(_index: int, token_or_key: str) -> None:
-            await self.delete(token_or_key, timeout=timeout)
+            await self.delete(token_or_key, timeout=timeout, deadline=deadline)
 
         return BatchRun(
             tokens_or_keys, delete_item, concurrency=concurrency, max_per_second=max_per_second

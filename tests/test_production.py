@@ -1,0 +1,414 @@
+"""Running in production: retry configuration, with_options, deadlines, visible retries,
+tracing, from_env. Every async test runs on asyncio and trio."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx2
+import pytest
+
+from ziggeo_async import (
+    APITimeoutError,
+    AsyncZiggeo,
+    ClientClosedError,
+    ConfigurationError,
+    RateLimitError,
+    RetryEvent,
+    RetryPolicy,
+    SyncZiggeo,
+    ValidationError,
+)
+from ziggeo_async.testing import FakeZiggeo
+
+pytestmark = pytest.mark.anyio
+
+#: Backoff pinned to nothing: retried tests do not sleep.
+NO_WAIT = RetryPolicy(max_retries=2, jitter=lambda: 0.0)
+
+
+def fake_client(fake: FakeZiggeo, **options: Any) -> AsyncZiggeo:
+    lent = httpx2.AsyncClient(transport=fake.transport())
+    return AsyncZiggeo(fake.app_token, fake.private_key, http_client=lent, **options)
+
+
+# -- RetryPolicy as configuration -------------------------------------------------------
+
+
+async def test_the_retry_policy_given_is_the_one_every_call_follows() -> None:
+    fake = FakeZiggeo()
+    fake.fail_next(3, status=503)
+    client = fake_client(fake, retry=RetryPolicy(max_retries=3, jitter=lambda: 0.0))
+    assert client.retry.max_retries == 3
+    token = await client.authtokens.create(session_limit=1)  # 4th attempt succeeds
+    assert token.token in fake.tokens
+    fake.fail_next(3, status=503)
+    with pytest.raises(Exception, match="503"):
+        await client.with_options(retry=NO_WAIT).authtokens.create(session_limit=1)
+
+
+def test_max_retries_and_retry_together_are_refused() -> None:
+    with pytest.raises(ConfigurationError, match="not both"):
+        AsyncZiggeo("app", "key", max_retries=1, retry=NO_WAIT)
+    with pytest.raises(ConfigurationError, match="retry must be a RetryPolicy"):
+        AsyncZiggeo("app", "key", retry={"max_retries": 1})  # type: ignore[arg-type]
+    assert AsyncZiggeo("app", "key").retry.max_retries == 2
+    assert AsyncZiggeo("app", "key", max_retries=0).retry.max_retries == 0
+
+
+# -- with_options -------------------------------------------------------------------------
+
+
+async def test_with_options_shares_connections_and_the_originals_lifecycle() -> None:
+    fake = FakeZiggeo()
+    client = fake_client(fake)
+    quick = client.with_options(timeout=1.5, max_retries=0, deadline=3)
+    assert (quick.retry.max_retries, quick.deadline, client.deadline) == (0, 3.0, None)
+    assert quick._connection() is client._connection()
+    await quick.aclose()  # a no-op: the connections are the original's
+    assert not quick.closed
+    token = await quick.authtokens.create(session_limit=1)
+    assert (await client.authtokens.get(token.token)).token == token.token
+    await client.aclose()
+    assert quick.closed
+    with pytest.raises(ClientClosedError):
+        await quick.authtokens.get(token.token)
+
+
+def test_with_options_checks_its_arguments() -> None:
+    client = AsyncZiggeo("app", "key")
+    with pytest.raises(ConfigurationError, match="timeout"):
+        client.with_options(timeout=-1)
+    with pytest.raises(ConfigurationError, match="deadline"):
+        client.with_options(deadline=float("inf"))
+
+
+def test_sync_with_options_runs_on_the_same_portal_and_closes_with_it() -> None:
+    fake = FakeZiggeo()
+    with SyncZiggeo(
+        fake.app_token, fake.private_key, http_client=httpx2.AsyncClient(transport=fake.transport())
+    ) as client:
+        quick = client.with_options(max_retries=0, deadline=5)
+        assert isinstance(quick, SyncZiggeo)
+        assert quick.retry.max_retries == 0
+        token = quick.authtokens.create(session_limit=2)
+        assert client.authtokens.get(token.token).session_limit == 2
+        quick.close()  # nothing to close of its own
+        assert client.authtokens.get(token.token).token == token.token
+    assert quick.closed
+    with pytest.raises(ClientClosedError):
+        quick.authtokens.get(token.token)
+
+
+# -- deadlines ----------------------------------------------------------------------------
+
+
+class StallingServer:
+    """Reads each request head, then stalls it in one of three ways until closed."""
+
+    def __init__(self, how: str) -> None:
+        self._how = how
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._listener.settimeout(0.1)
+        self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
+        self.requests = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+
+    def __enter__(self) -> StallingServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+        self._listener.close()
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                connection, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            threading.Thread(target=self._stall, args=(connection,), daemon=True).start()
+
+    def _stall(self, connection: socket.socket) -> None:
+        with connection:
+            connection.settimeout(0.1)
+            head = b""
+            while b"\r\n\r\n" not in head and not self._stop.is_set():
+                try:
+                    head += connection.recv(65536)
+                except TimeoutError:  # noqa: PERF203 - a test server polling its stop flag
+                    continue
+            self.requests += 1
+            pieces: Iterator[bytes] = {
+                # Headers, then one byte of body every 0.1 s: never a read timeout.
+                "drip": iter([b"HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n\r\n"]),
+                "1xx flood": iter(()),
+                "silent": iter(()),
+            }[self._how]
+            for piece in pieces:
+                connection.sendall(piece)
+            while not self._stop.wait(0.1):
+                try:
+                    if self._how == "drip":
+                        connection.sendall(b"{")
+                    elif self._how == "1xx flood":
+                        connection.sendall(b"HTTP/1.1 102 Processing\r\n\r\n")
+                except OSError:  # noqa: PERF203 - the client went away
+                    return
+
+
+@pytest.mark.parametrize("how", ["drip", "1xx flood", "silent"])
+async def test_a_deadline_ends_the_call_whatever_the_server_does(how: str) -> None:
+    deadline = 0.5
+    with StallingServer(how) as server:
+        # A per-read timeout of 1 s: each stall alone would never trip it (drip, flood).
+        async with AsyncZiggeo("app", "key", base_url=server.url, timeout=1.0) as client:
+            started = time.monotonic()
+            with pytest.raises(APITimeoutError, match=r"deadline of 0\.5 s ran out") as caught:
+                await client.authtokens.get("t0123456789", deadline=deadline)
+            took = time.monotonic() - started
+    # Generous for a loaded machine; without the deadline a drip or a flood never ends,
+    # and a silent server ends only after every attempt's read timeout (3 s here).
+    assert took < deadline + 1.5, took
+    assert "1 attempt" in str(caught.value) or "2 attempt" in str(caught.value)
+
+
+async def test_a_retry_after_longer_than_what_is_left_gives_up_at_once() -> None:
+    fake = FakeZiggeo()
+    fake.fail_next(1, status=429, retry_after=30)
+    client = fake_client(fake, deadline=5)
+    started = time.monotonic()
+    with pytest.raises(RateLimitError):
+        await client.authtokens.create(session_limit=1)
+    assert time.monotonic() - started < 4  # it did not sleep the 30 s, nor wait out the 5
+    assert len(fake.requests) == 1
+
+
+async def test_the_call_deadline_wins_over_the_clients() -> None:
+    fake = FakeZiggeo()
+    fake.fail_next(1, status=429, retry_after=0.01)
+    client = fake_client(fake, deadline=0.001, retry=NO_WAIT)
+    token = await client.authtokens.create(session_limit=1, deadline=10)
+    assert token.token in fake.tokens
+
+
+@pytest.mark.parametrize("deadline", [0, -1, float("nan"), float("inf"), 10**9, True, "1"])
+async def test_a_bad_deadline_is_refused_before_sending(deadline: object) -> None:
+    fake = FakeZiggeo()
+    client = fake_client(fake)
+    with pytest.raises(ValidationError, match="deadline"):
+        await client.authtokens.get("tok", deadline=deadline)  # type: ignore[arg-type]
+    with pytest.raises(ValidationError, match="deadline"):
+        client.authtokens.create_many([{}], deadline=deadline)  # type: ignore[arg-type]
+    assert fake.requests == ()
+
+
+async def test_batches_take_a_deadline_per_item() -> None:
+    fake = FakeZiggeo()
+    fake.latency = 0.05
+    client = fake_client(fake)
+    async with client.authtokens.create_many(
+        [{"session_limit": 1}, {"session_limit": 2}], deadline=0.01
+    ) as results:
+        errors = [result.error async for result in results]
+    assert all(isinstance(error, APITimeoutError) for error in errors)
+
+
+# -- visible retries ----------------------------------------------------------------------
+
+
+async def test_each_retry_is_one_info_line_and_one_event(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    fake = FakeZiggeo()
+    token = (await fake_client(fake).authtokens.create(session_limit=1)).token
+    events: list[RetryEvent] = []
+    client = fake_client(fake, retry=NO_WAIT, on_retry=events.append)
+    fake.fail_next(1, status=503)
+    fake.drop_next(1)
+    caplog.set_level(logging.INFO, logger="ziggeo_async")
+    assert (await client.authtokens.get(token)).token == token
+    infos = [r for r in caplog.records if r.levelno == logging.INFO]
+    assert [r.getMessage() for r in infos] == [
+        f"get …{token[-4:]}: 503 on attempt 1, retrying in 0.00 s",
+        f"get …{token[-4:]}: ConnectError on attempt 2, retrying in 0.00 s",
+    ]
+    assert events == [
+        RetryEvent("get", 1, 0.0, 503, None, f"…{token[-4:]}"),
+        RetryEvent("get", 2, 0.0, None, "ConnectError", f"…{token[-4:]}"),
+    ]
+    assert not any(token in r.getMessage() for r in caplog.records)
+
+
+async def test_an_on_retry_that_raises_is_logged_and_the_call_goes_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def broken(_event: RetryEvent) -> None:
+        raise RuntimeError("callback bug")
+
+    fake = FakeZiggeo()
+    fake.fail_next(1, status=503)
+    client = fake_client(fake, retry=NO_WAIT, on_retry=broken)
+    assert (await client.authtokens.create(session_limit=1)).token in fake.tokens
+    assert any("on_retry raised RuntimeError" in r.getMessage() for r in caplog.records)
+
+
+def test_ziggeo_log_sets_up_a_stderr_handler(subprocess_env: dict[str, str]) -> None:
+    code = (
+        "import asyncio, httpx2\n"
+        "from ziggeo_async import AsyncZiggeo, RetryPolicy\n"
+        "from ziggeo_async.testing import FakeZiggeo\n"
+        "fake = FakeZiggeo(); fake.fail_next(1, status=503)\n"
+        "policy = RetryPolicy(jitter=lambda: 0.0)\n"
+        "client = AsyncZiggeo(fake.app_token, fake.private_key, retry=policy,\n"
+        "    http_client=httpx2.AsyncClient(transport=fake.transport()))\n"
+        "asyncio.run(client.authtokens.create(session_limit=1))\n"
+    )
+    for level, expected in (("info", "retrying in"), ("debug", "-> 200")):
+        result = subprocess.run(
+            [sys.executable, "-c", code],
+            env={**subprocess_env, "ZIGGEO_LOG": level},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        assert expected in result.stderr
+    quiet = subprocess.run(
+        [sys.executable, "-c", code],
+        env=subprocess_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert quiet.stderr == ""
+
+
+# -- OpenTelemetry ------------------------------------------------------------------------
+
+otel_sdk = pytest.importorskip("opentelemetry.sdk.trace")
+
+
+@pytest.fixture(scope="module")
+def exporter() -> Any:
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    memory = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    trace.set_tracer_provider(provider)  # once per process, as OpenTelemetry allows
+    return memory
+
+
+async def test_one_client_span_per_call_with_its_attempts_and_retries(exporter: Any) -> None:
+    from opentelemetry.trace import SpanKind, StatusCode
+
+    exporter.clear()
+    fake = FakeZiggeo()
+    client = fake_client(fake, retry=NO_WAIT)
+    fake.fail_next(1, status=429)
+    token = await client.authtokens.create(session_limit=1)
+    with pytest.raises(Exception, match="404"):
+        await client.authtokens.get("no-such-token-0000")
+    created, missing = exporter.get_finished_spans()
+    assert (created.name, created.kind) == ("ziggeo.authtokens.create", SpanKind.CLIENT)
+    assert dict(created.attributes) == {
+        "ziggeo.operation": "create",
+        "http.request.method": "POST",
+        "server.address": "srv-api.ziggeo.com",
+        "ziggeo.attempts": 2,
+        "http.response.status_code": 200,
+    }
+    assert [event.name for event in created.events] == ["ziggeo.retry"]
+    assert missing.attributes["error.type"] == "NotFoundError"
+    assert missing.status.status_code is StatusCode.ERROR
+    texts = repr([(s.attributes, [e.attributes for e in s.events]) for s in (created, missing)])
+    for secret in (token.token, "no-such-token-0000", fake.private_key):
+        assert secret not in texts
+
+
+async def test_batch_items_are_children_of_the_span_current_where_the_batch_began(
+    exporter: Any,
+) -> None:
+    from opentelemetry import trace
+
+    exporter.clear()
+    fake = FakeZiggeo()
+    client = fake_client(fake)
+    tracer = trace.get_tracer("tests")
+    with tracer.start_as_current_span("job") as job:
+        async with client.authtokens.create_many([{"session_limit": n} for n in range(3)]) as run:
+            async for _ in run:
+                pass
+    spans = [s for s in exporter.get_finished_spans() if s.name.startswith("ziggeo.")]
+    assert len(spans) == 3
+    assert {s.parent.span_id for s in spans} == {job.get_span_context().span_id}
+
+
+def test_without_a_tracer_provider_no_span_is_made(subprocess_env: dict[str, str]) -> None:
+    code = (
+        "import asyncio, httpx2, sys\n"
+        "from ziggeo_async import AsyncZiggeo\n"
+        "from ziggeo_async import _observe\n"
+        "from ziggeo_async.testing import FakeZiggeo\n"
+        "fake = FakeZiggeo()\n"
+        "client = AsyncZiggeo(fake.app_token, fake.private_key,\n"
+        "    http_client=httpx2.AsyncClient(transport=fake.transport()))\n"
+        "asyncio.run(client.authtokens.create(session_limit=1))\n"
+        "print('opentelemetry.sdk' in sys.modules)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        env=subprocess_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    assert out.strip() == "False"
+
+
+# -- from_env -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("make", [AsyncZiggeo.from_env, SyncZiggeo.from_env])
+def test_from_env_reads_the_variables_and_names_a_missing_one(
+    make: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in (
+        "ZIGGEO_APP_TOKEN",
+        "ZIGGEO_PRIVATE_KEY",
+        "ZIGGEO_ENCRYPTION_KEY",
+        "ZIGGEO_BASE_URL",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("ZIGGEO_APP_TOKEN", "app")
+    with pytest.raises(ConfigurationError, match=r"^ZIGGEO_PRIVATE_KEY not set"):
+        make()
+    monkeypatch.setenv("ZIGGEO_PRIVATE_KEY", "key")
+    monkeypatch.setenv("ZIGGEO_BASE_URL", "http://127.0.0.1:9")
+    client = make(max_retries=0)
+    assert (client.app_token, client.base_url, client.retry.max_retries) == (
+        "app",
+        "http://127.0.0.1:9",
+        0,
+    )
+    assert make(base_url="http://127.0.0.1:8").base_url == "http://127.0.0.1:8"
+    with pytest.raises(ConfigurationError, match="encryption"):
+        client.auth.generate()
+    if isinstance(client, SyncZiggeo):
+        client.close()
