@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import logging
 import time
@@ -22,6 +20,7 @@ from ._errors import (
     status_error_message,
 )
 from ._models import AuthToken, ResponseShapeError
+from ._redaction import credential_texts, redact_body
 from ._retry import Failure, Operation, RetryPolicy, Verdict
 
 if TYPE_CHECKING:
@@ -64,16 +63,6 @@ def display_path(segment: str | None) -> str:
     if segment is None:
         return COLLECTION_PATH
     return f"{COLLECTION_PATH}…{segment[-4:]}"
-
-
-def credential_texts(authorization: str) -> tuple[str, ...]:
-    """What a server could echo back of a Basic ``authorization``: its base64, its password."""
-    encoded = authorization.partition(" ")[2]
-    try:
-        password = base64.b64decode(encoded, validate=True).decode().partition(":")[2]
-    except (binascii.Error, UnicodeDecodeError):
-        password = ""
-    return tuple(text for text in (encoded, password) if text)
 
 
 class RequestPipeline:
@@ -198,16 +187,8 @@ class RequestPipeline:
             await anyio.sleep(decision.delay)
 
     def _body_without_credentials(self, response: httpx.Response) -> str:
-        """The body as text, with the credentials cut out: a debugging proxy or a
-        misconfigured server may echo the request headers into an error page, and the
-        body ends up in the exception's message."""
-        try:
-            body = response.text
-        except (UnicodeError, LookupError):  # e.g. "charset=utf-16" on a body with no BOM
-            body = response.content.decode("utf-8", errors="replace")
-        for text in self._credential_texts:
-            body = body.replace(text, "[credentials removed]")
-        return body
+        """The body as text with every form of the credentials cut out (see ``_redaction``)."""
+        return redact_body(response.content, response.charset_encoding, self._credential_texts)
 
     async def send_for_token(
         self,
