@@ -140,6 +140,7 @@ class RequestPipeline:
             timeout=self._timeout if timeout is None else httpx.Timeout(timeout),
         )
         attempt = 0
+        may_have_acted = False  # whether an attempt so far may have taken effect
         while True:
             attempt += 1
             started = time.perf_counter()
@@ -150,7 +151,12 @@ class RequestPipeline:
             except (httpx.TransportError, httpx.DecodingError) as error:
                 failure = classify_transport_error(error)
                 _log_attempt(method, path, type(error).__name__, attempt, started)
-                decision = self._policy.decide(operation, attempt=attempt, failure=failure)
+                decision = self._policy.decide(
+                    operation,
+                    attempt=attempt,
+                    failure=failure,
+                    earlier_may_have_acted=may_have_acted,
+                )
                 if decision.verdict is Verdict.FAIL:
                     error_class = (
                         APITimeoutError
@@ -171,6 +177,7 @@ class RequestPipeline:
                     attempt=attempt,
                     status_code=status,
                     retry_after=response.headers.get("retry-after"),
+                    earlier_may_have_acted=may_have_acted,
                 )
                 if decision.verdict is Verdict.SUCCEED:
                     return response
@@ -184,6 +191,7 @@ class RequestPipeline:
                         body=body,
                         response=response,
                     )
+            may_have_acted = decision.may_have_acted
             await anyio.sleep(decision.delay)
 
     def _body_without_credentials(self, response: httpx.Response) -> str:

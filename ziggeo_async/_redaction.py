@@ -157,7 +157,7 @@ def _holds_credentials(redacted: str, charset: str, pattern: re.Pattern[str]) ->
     for piece in redacted.split(REDACTED):
         try:
             data = piece.encode(charset, errors="replace")
-        except UnicodeError:  # e.g. "idna", which cannot write every text back
+        except (UnicodeError, LookupError):  # e.g. "idna", which cannot write every text back
             return True
         if pattern.search(piece) or pattern.search(data.decode("latin-1")):
             return True

@@ -77,7 +77,9 @@ class AsyncAuthTokens:
     async def delete(self, token_or_key: str, *, timeout: float | None = None) -> None:
         """Delete an auth token.
 
-        A 404 after a retried attempt counts as done: the earlier attempt deleted it.
+        A 404 on a retry counts as done only if an earlier attempt may have deleted
+        it; after attempts that surely did nothing (connect failure, 429, 503) it
+        raises ``NotFoundError``.
         """
         segment = path_segment("token_or_key", token_or_key)
         await self._pipeline.send(Operation.DELETE, segment, timeout=timeout)
