@@ -340,7 +340,7 @@ async def test_verify_client_token(fake: FakeZiggeo, ziggeo: AsyncZiggeo) -> Non
     assert payload["application_token"] == fake.app_token
     assert payload["session_limit"] == 2
     other_app = AsyncZiggeo("other-app", "p", fake.encryption_key).auth.generate(session_limit=1)
-    with pytest.raises(ValidationError, match="another application"):
+    with pytest.raises(ValidationError, match="of this application and key"):
         fake.verify_client_token(other_app)
     other_key = AsyncZiggeo(fake.app_token, "p", "another-encryption-key").auth.generate(
         session_limit=1

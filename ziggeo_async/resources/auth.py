@@ -84,10 +84,11 @@ class Auth:
         return cipher.generate_many(heads, len(heads))
 
     def decode(self, token: str) -> dict[str, Any]:
-        """The JSON payload of a client auth token made with this client's key.
+        """The JSON payload of a client auth token made with this client's key and app token.
 
-        For inspection and tests; raises ``ValidationError`` if the token is
-        malformed or was made with another key.
+        For inspection and tests. Anything else raises ``ValidationError`` with one
+        message, whatever was wrong (format, padding, JSON, key, application), so the
+        error reveals nothing about the token.
         """
         return self._require_cipher().decode(token)
 
