@@ -11,6 +11,7 @@ from typing import Final, Literal
 import attrs
 import httpx
 
+from ._arguments import timeout_seconds
 from ._connection import (
     HTTP_BACKENDS,
     ClientConnection,
@@ -18,9 +19,9 @@ from ._connection import (
     aiohttp_installed,
     open_connection,
 )
-from ._errors import ClientClosedError, ConfigurationError
+from ._errors import ClientClosedError, ConfigurationError, ValidationError
 from ._pipeline import RequestPipeline
-from ._retry import RetryPolicy
+from ._retry import RetryPolicy, check_max_retries
 from ._tokens import MIN_ENCRYPTION_KEY_CHARS, ClientTokenCipher, WeakEncryptionKeyWarning
 from ._version import __version__
 from .resources import AsyncAuthTokens, Auth
@@ -74,11 +75,23 @@ def _check_base_url(base_url: str) -> str:
 
 
 def _check_timeout(timeout: object) -> httpx.Timeout:
-    if isinstance(timeout, httpx.Timeout):
-        return timeout
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
-        raise ConfigurationError("timeout must be a positive number of seconds or an httpx.Timeout")
-    return httpx.Timeout(timeout)
+    """``timeout`` as an ``httpx.Timeout``, each part checked by the one timeout check.
+
+    A part that is ``None`` in an ``httpx.Timeout`` is httpx's way to say "no
+    timeout" for that phase, and stays allowed.
+    """
+    try:
+        if not isinstance(timeout, httpx.Timeout):
+            return httpx.Timeout(timeout_seconds("timeout", timeout))
+        for phase in ("connect", "read", "write", "pool"):
+            value = getattr(timeout, phase)
+            if value is not None:
+                timeout_seconds(f"timeout.{phase}", value)
+    except ValidationError as error:
+        raise ConfigurationError(
+            f"{error.argument} {error.reason}; give a number of seconds or an httpx.Timeout"
+        ) from None
+    return timeout
 
 
 @attrs.frozen
@@ -126,8 +139,7 @@ class ClientConfig:
                     WeakEncryptionKeyWarning,
                     stacklevel=3,
                 )
-        if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
-            raise ConfigurationError("max_retries must be an int >= 0")
+        check_max_retries(max_retries)
         if http_client is not None and not isinstance(http_client, httpx.AsyncClient):
             raise ConfigurationError("http_client must be an httpx.AsyncClient")
         if http_backend not in HTTP_BACKENDS:

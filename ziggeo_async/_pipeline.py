@@ -11,11 +11,11 @@ from typing import TYPE_CHECKING, Final
 import anyio
 import httpx
 
+from ._arguments import timeout_seconds
 from ._errors import (
     APIConnectionError,
     APIResponseValidationError,
     APITimeoutError,
-    ValidationError,
     error_class_for_status,
     status_error_message,
 )
@@ -124,12 +124,8 @@ class RequestPipeline:
         Returns the successful response, or raises the mapped ``APIError`` once the
         retry policy gives up.
         """
-        if timeout is not None and (
-            isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0
-        ):
-            raise ValidationError(
-                "timeout", f"expected a positive number of seconds, got {timeout!r}"
-            )
+        if timeout is not None:
+            timeout = timeout_seconds("timeout", timeout)
         method = _METHOD[operation]
         path = display_path(segment)
         request = self._connection().build_request(

@@ -42,12 +42,16 @@ from email.utils import parsedate_to_datetime
 
 import attrs
 
+from ._errors import ConfigurationError
+
 __all__ = [
+    "MAX_RETRIES",
     "Decision",
     "Failure",
     "Operation",
     "RetryPolicy",
     "Verdict",
+    "check_max_retries",
     "may_have_been_acted_on",
     "parse_retry_after",
 ]
@@ -111,6 +115,18 @@ def may_have_been_acted_on(
     return status_code not in _NOT_ACTED_ON
 
 
+#: The most retries a call may be given: each waits up to ``max_delay``, so beyond this
+#: a call would retry for longer than anyone waits for it.
+MAX_RETRIES = 100
+
+
+def check_max_retries(value: object) -> int:
+    """``max_retries`` checked: an int from 0 to ``MAX_RETRIES``; ``ConfigurationError`` if not."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_RETRIES:
+        raise ConfigurationError(f"max_retries must be an int from 0 to {MAX_RETRIES}")
+    return value
+
+
 def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
     """Seconds to wait from a ``Retry-After`` value, or ``None`` if it is absent or unreadable.
 
@@ -141,7 +157,9 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
 class RetryPolicy:
     """Retry decisions and delays; see the module docstring for the table."""
 
-    max_retries: int = attrs.field(default=2, validator=attrs.validators.ge(0))
+    max_retries: int = attrs.field(
+        default=2, validator=lambda _policy, _attribute, value: check_max_retries(value)
+    )
     base_delay: float = 0.5
     max_delay: float = 8.0
     max_retry_after: float = 60.0

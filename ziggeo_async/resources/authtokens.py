@@ -106,8 +106,10 @@ class AsyncAuthTokens:
 
         async def create_item(index: int, item: Mapping[str, Any]) -> AuthToken:
             if not isinstance(item, Mapping):
+                # The type, not a repr: repr() of an item nested without end recurses.
                 raise ValidationError(
-                    f"items[{index}]", f"expected a mapping of create arguments, got {item!r:.40}"
+                    f"items[{index}]",
+                    f"expected a mapping of create arguments, got {type(item).__name__}",
                 )
             return await self._create(item, timeout)
 
