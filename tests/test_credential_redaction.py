@@ -155,6 +155,14 @@ def test_a_body_without_credentials_is_decoded_as_declared() -> None:
     assert redact_body(b"\xff\xfe\xfd", None, texts) == "\ufffd\ufffd\ufffd"  # cannot be UTF-8
 
 
+@pytest.mark.parametrize("key", ["=", "==", "abc=="])
+def test_a_key_ending_in_padding_characters_never_matches_the_empty_string(key: str) -> None:
+    texts = credential_texts(_authorization("app", key))
+    body = f"before {key} after".encode()
+    assert redact_body(body, None, texts) == f"before {REDACTED} after"
+    assert redact_body(b"nothing here", None, texts) == "nothing here"
+
+
 def test_credential_texts_are_the_base64_the_pair_and_the_key() -> None:
     assert credential_texts(AUTHORIZATION) == (CREDENTIALS, PAIR, PRIVATE_KEY)
     assert credential_texts("Basic not base64!") == ("not base64!",)
@@ -169,7 +177,8 @@ BODY_TEXT = st.text(st.characters(codec="utf-8", exclude_characters=SENTINEL), m
 @HOSTILE
 @given(
     app_token=IDENTIFIER_TEXT,
-    key=st.text(st.characters(codec="utf-8", exclude_characters=SENTINEL), min_size=1, max_size=24),
+    key=st.text(st.characters(codec="utf-8", exclude_characters=SENTINEL), min_size=1, max_size=24)
+    | st.text("=%&+/ \r\n#;\\", min_size=1, max_size=6),
     form=st.sampled_from([*FORMS, "cp1252 bytes declared as UTF-8"]),
     before=BODY_TEXT,
     after=BODY_TEXT,
@@ -196,6 +205,8 @@ def test_no_form_of_random_credentials_survives_in_a_random_body(
         body = embedded
     output = redact_body(body, charset, credential_texts(authorization))
     _assert_nothing_left(output, app_token, key)
+    # Each marker stands for at least one character: nothing matched the empty string.
+    assert len(output) <= len(REDACTED) * max(len(body), 1)
 
 
 # -- through the client: status errors and unusable success bodies ------------------------

@@ -117,6 +117,8 @@ def _character_forms(char: str) -> str:
     return "(?:" + "|".join(forms) + ")"
 
 
+# Cached per set of credentials (a client's pipeline asks with the same texts on every
+# error); the pattern holds what the pipeline holds anyway.
 @functools.lru_cache(maxsize=16)
 def _pattern(texts: tuple[str, ...]) -> re.Pattern[str]:
     # Longest first, so the pair wins over the key alone inside it.
@@ -126,7 +128,9 @@ def _pattern(texts: tuple[str, ...]) -> re.Pattern[str]:
         if text.isascii() and ("+" in text or "/" in text):
             variants.add(text.replace("+", "-").replace("/", "_"))  # URL-safe base64
         for variant in variants:
-            body = variant.rstrip("=")
+            # Trailing "=" (base64 padding, which a server may drop) is optional; a text
+            # of nothing but "=" keeps them all, or it would match the empty string.
+            body = variant.rstrip("=") or variant
             padding = variant[len(body) :]
             alternatives.append(
                 _SEPARATOR.join(_character_forms(char) for char in body)
