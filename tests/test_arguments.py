@@ -8,14 +8,37 @@ from datetime import datetime, timedelta, timezone, tzinfo
 from types import MappingProxyType
 from typing import Any
 
+import httpx
 import pytest
 import respx
 
 from tests._support import make_client
-from ziggeo_async import AsyncZiggeo, Grant, Grants, ValidationError
-from ziggeo_async._arguments import encode_form, normalize_arguments
+from ziggeo_async import (
+    AsyncZiggeo,
+    ConfigurationError,
+    Grant,
+    Grants,
+    RetryPolicy,
+    ValidationError,
+)
+from ziggeo_async._arguments import encode_form, normalize_arguments, timeout_seconds
 
 Call = Callable[[AsyncZiggeo, dict[str, Any]], Awaitable[object]]
+
+
+def _nested_dict(depth: int) -> dict[str, Any]:
+    """``{"read": {"read": ...}}``, ``depth`` levels: far past the recursion limit."""
+    nested: dict[str, Any] = {}
+    for _ in range(depth):
+        nested = {"read": nested}
+    return nested
+
+
+def _nested_list(depth: int) -> list[Any]:
+    nested: list[Any] = []
+    for _ in range(depth):
+        nested = [nested]
+    return nested
 
 
 async def create(client: AsyncZiggeo, arguments: dict[str, Any]) -> object:
@@ -32,6 +55,7 @@ async def generate(client: AsyncZiggeo, arguments: dict[str, Any]) -> object:
 
 ARGUMENT_CALLS = [create, update, generate]
 
+DEEP_LIST = _nested_list(100_000)
 BAD_ARGUMENTS: list[tuple[dict[str, Any], str, str]] = [
     ({"colour": "red"}, "colour", "unknown argument"),
     ({"token": "abc"}, "token", "unknown argument"),
@@ -64,6 +88,17 @@ BAD_ARGUMENTS: list[tuple[dict[str, Any], str, str]] = [
     ({"grants": {"destroy": {"all": 1}}}, "grants.destroy.all", "True or False"),
     ({"grants": {"create": {"session_owned": "yes"}}}, "grants.create.session_owned", "True"),
     ({"grants": Grants(update=Grant(all=1))}, "grants.update.all", "True or False"),  # type: ignore[arg-type]
+    # Integers beyond what the API can mean: str() of 10**5000 raised ValueError below.
+    ({"session_limit": 10**5000}, "session_limit", "at most 2147483647"),
+    ({"session_limit": 2**31}, "session_limit", "at most 2147483647"),
+    ({"expiration_date": 10**5000}, "expiration_date", "at most 1099511627776"),
+    ({"expiration_date": 2**40 + 1}, "expiration_date", "at most 1099511627776"),
+    ({"usage_expiration_time": 10**5000}, "usage_expiration_time", "at most 1099511627776"),
+    ({"usage_expiration_time": timedelta.max}, "usage_expiration_time", "at most 1099511627776"),
+    ({"grants": _nested_dict(100_000)}, "grants.read.read", "unknown grant field"),
+    ({"grants": {"read": _nested_list(100_000)}}, "grants.read", "expected a Grant or a dict"),
+    ({"grants": {"read": {"resources": DEEP_LIST}}}, "grants.read.resources[0]", "non-empty"),
+    ({"grants": {"read": {"all": _nested_dict(100_000)}}}, "grants.read.all", "True or False"),
 ]  # fmt: skip
 
 
@@ -100,6 +135,9 @@ BAD_TOKEN_IDS: list[object] = [
     123,
     None,
     b"tok",
+    "a" * 257,  # beyond MAX_TOKEN_ID_CHARS; 70,000 raised httpx's InvalidURL below
+    "a" * 70_000,
+    "🎥" * 257,
 ]
 
 
@@ -130,7 +168,22 @@ async def test_unusual_but_valid_token_ids_are_sent_quoted(token: str) -> None:
     assert url.raw_path.count(b"/") == 3
 
 
-@pytest.mark.parametrize("timeout", [0, -1, "5", True, float("nan"), [5]], ids=repr)
+BAD_TIMEOUTS: list[object] = [
+    0,
+    -1,
+    "5",
+    True,
+    float("nan"),
+    [5],
+    float("inf"),
+    -float("inf"),
+    86_400.5,  # beyond a day
+    1e300,
+    10**400,  # float() of it raised OverflowError below
+]
+
+
+@pytest.mark.parametrize("timeout", BAD_TIMEOUTS, ids=repr)
 @pytest.mark.parametrize("operation", ["create", "get", "update", "delete"])
 @pytest.mark.anyio
 async def test_bad_timeout_is_refused_and_nothing_is_sent(operation: str, timeout: object) -> None:
@@ -148,6 +201,64 @@ async def test_bad_timeout_is_refused_and_nothing_is_sent(operation: str, timeou
             await getattr(client.authtokens, operation)(*positional, **keywords, timeout=timeout)
     assert caught.value.argument == "timeout"
     assert anything.call_count == 0
+
+
+@pytest.mark.parametrize("token", ["a" * 256, "🎥" * 256])
+@pytest.mark.anyio
+async def test_the_longest_token_id_allowed_is_sent(token: str) -> None:
+    client = make_client()
+    with respx.mock(assert_all_called=True) as router:
+        route = router.get().respond(200, json={"token": token})
+        await client.authtokens.get(token)
+    assert route.calls.last.request.url.path == f"/v1/authtokens/{token}"
+
+
+@pytest.mark.parametrize(
+    ("name", "largest"),
+    [("session_limit", 2**31 - 1), ("expiration_date", 2**40), ("usage_expiration_time", 2**40)],
+)
+def test_the_largest_counts_allowed_are_kept(name: str, largest: int) -> None:
+    assert normalize_arguments({name: largest}) == {name: largest}
+    assert encode_form(normalize_arguments({name: largest})) == f"{name}={largest}"
+
+
+def test_the_latest_datetime_python_has_is_an_expiration_date_within_bounds() -> None:
+    latest = datetime.max.replace(tzinfo=timezone.utc)
+    assert normalize_arguments({"expiration_date": latest}) == {"expiration_date": 253402300799}
+
+
+@pytest.mark.parametrize("timeout", [0.001, 1, 30.5, 86_400])
+def test_timeouts_up_to_a_day_are_accepted(timeout: float) -> None:
+    assert timeout_seconds("timeout", timeout) == timeout
+
+
+@pytest.mark.parametrize("timeout", BAD_TIMEOUTS, ids=repr)
+def test_bad_timeout_or_timeout_part_is_a_configuration_error(timeout: object) -> None:
+    with pytest.raises(ConfigurationError, match="timeout"):
+        AsyncZiggeo("app", "private-key", timeout=timeout)  # type: ignore[arg-type]
+    if isinstance(timeout, (int, float)) and not isinstance(timeout, bool):
+        with pytest.raises(ConfigurationError, match=r"timeout\.read"):
+            AsyncZiggeo("app", "private-key", timeout=httpx.Timeout(5.0, read=timeout))
+
+
+def test_a_timeout_part_of_none_is_httpx_s_no_timeout_and_stays_allowed() -> None:
+    AsyncZiggeo("app", "private-key", timeout=httpx.Timeout(None, connect=5.0))
+
+
+@pytest.mark.parametrize("max_retries", [101, 10**100, 10**5000], ids=["101", "1e100", "1e5000"])
+def test_max_retries_beyond_the_cap_is_a_configuration_error(max_retries: int) -> None:
+    with pytest.raises(ConfigurationError, match="max_retries"):
+        AsyncZiggeo("app", "private-key", max_retries=max_retries)
+    with pytest.raises(ConfigurationError, match="max_retries"):
+        RetryPolicy(max_retries=max_retries)
+    AsyncZiggeo("app", "private-key", max_retries=100)
+
+
+def test_generate_many_of_more_than_the_cap_is_refused() -> None:
+    client = AsyncZiggeo("app", "private-key", "encryption-key-0123456789")
+    with pytest.raises(ValidationError) as caught:
+        client.auth.generate_many(10**20)  # os.urandom() raised OverflowError below
+    assert caught.value.argument == "count"
 
 
 @pytest.mark.anyio
@@ -261,3 +372,15 @@ def test_int_subclasses_are_sent_as_digits(value: int) -> None:
     normalized = normalize_arguments({"session_limit": value, "expiration_date": value})
     assert type(normalized["session_limit"]) is int
     assert encode_form(normalized) == "session_limit=2&expiration_date=2"
+
+
+@pytest.mark.anyio
+async def test_a_batch_item_nested_without_end_is_that_items_validation_error() -> None:
+    client = make_client()
+    with respx.mock(assert_all_called=False) as router:
+        anything = router.route()
+        async with client.authtokens.create_many([DEEP_LIST]) as results:
+            (result,) = [result async for result in results]
+    assert isinstance(result.error, ValidationError)
+    assert result.error.argument == "items[0]"
+    assert anything.call_count == 0

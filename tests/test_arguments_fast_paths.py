@@ -78,7 +78,7 @@ def test_bad_values_are_still_refused_by_name(given: dict[str, Any], argument: s
 
 @given(
     resources=st.lists(st.text(min_size=1, max_size=12), min_size=1, max_size=4),
-    session_limit=st.integers(min_value=0, max_value=10**12),
+    session_limit=st.integers(min_value=0, max_value=2**31 - 1),  # the largest allowed
     volatile=st.booleans(),
 )
 def test_encode_form_writes_what_urlencode_writes(

@@ -5,6 +5,7 @@ import json
 import threading
 from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import urlencode
 
 import anyio
 import httpx
@@ -280,6 +281,45 @@ def test_inspection_routes_only_when_enabled() -> None:
     assert json.loads(call(fake, "GET", "/_fake/requests", authorization=auth)[1]) == []
 
 
+def _nested_grants(depth: int) -> str:
+    return '{"read": ' * depth + "{}" + "}" * depth
+
+
+@pytest.mark.parametrize(
+    "grants",
+    [
+        _nested_grants(500),  # parsed, then broke deepcopy and so /_fake/tokens for good
+        _nested_grants(100_000),  # json.loads itself recursed too deep
+        "[" * 100_000 + "]" * 100_000,
+        '{"read": {"all": NaN}}',
+        '{"read": {"resources": [Infinity]}}',
+    ],
+    ids=["nested 500", "nested 100000", "list nested 100000", "NaN", "Infinity"],
+)
+@pytest.mark.parametrize("target", ["/v1/authtokens/", "/v1/authtokens/existing"])
+def test_grants_no_api_can_mean_are_refused_and_the_fake_keeps_working(
+    target: str, grants: str
+) -> None:
+    fake = FakeZiggeo(inspect=True)
+    fake.handle("POST", "/v1/authtokens/", [("authorization", basic()), FORM], b"key=existing")
+    body = urlencode({"grants": grants})
+    status, message = call(fake, "POST", target, body)
+    assert status == 400
+    assert message.startswith("grants: ")
+    status, tokens = call(fake, "GET", "/_fake/tokens")
+    assert status == 200
+    assert len(json.loads(tokens)) == 1
+    assert len(fake.tokens) == 1
+
+
+def test_grants_nested_as_deep_as_a_grant_goes_are_kept() -> None:
+    fake = FakeZiggeo()
+    grants = '{"read": {"resources": ["v1"]}, "create": {"session_owned": true}}'
+    status, body = call(fake, "POST", "/v1/authtokens/", urlencode({"grants": grants}))
+    assert status == 200
+    assert json.loads(body)["grants"] == json.loads(grants)
+
+
 async def test_inspection_skips_faults_latency_and_records() -> None:
     fake = FakeZiggeo(inspect=True)
     fake.fail_next(status=500)
@@ -340,7 +380,7 @@ async def test_verify_client_token(fake: FakeZiggeo, ziggeo: AsyncZiggeo) -> Non
     assert payload["application_token"] == fake.app_token
     assert payload["session_limit"] == 2
     other_app = AsyncZiggeo("other-app", "p", fake.encryption_key).auth.generate(session_limit=1)
-    with pytest.raises(ValidationError, match="another application"):
+    with pytest.raises(ValidationError, match="of this application and key"):
         fake.verify_client_token(other_app)
     other_key = AsyncZiggeo(fake.app_token, "p", "another-encryption-key").auth.generate(
         session_limit=1

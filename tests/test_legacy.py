@@ -12,7 +12,7 @@ import pytest
 
 from ziggeo_async import NotFoundError, ValidationError
 from ziggeo_async._portal import PORTAL_THREAD_NAME
-from ziggeo_async.legacy import Ziggeo
+from ziggeo_async.legacy import Ziggeo, official_arguments, official_grants
 
 SENT: list[httpx.Request] = []
 
@@ -89,3 +89,147 @@ def test_generate_returns_a_token_string_and_leaves_the_options_alone(ziggeo: Zi
     assert "nonce" in payload
     assert ziggeo.auth().generate() != ziggeo.auth().generate()  # fresh IV and nonce
     assert SENT == []
+
+
+# -- what the official SDK accepted: form strings ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("given", "sent"),
+    [
+        ({"session_limit": "1"}, {"session_limit": "1"}),
+        ({"session_limit": 1}, {"session_limit": "1"}),
+        ({"expiration_date": "1900000000"}, {"expiration_date": "1900000000"}),
+        ({"usage_expiration_time": "86400"}, {"usage_expiration_time": "86400"}),
+        ({"volatile": "true"}, {"volatile": "true"}),
+        ({"volatile": "True"}, {"volatile": "true"}),
+        ({"volatile": 1}, {"volatile": "true"}),
+        ({"volatile": "1"}, {"volatile": "true"}),
+        ({"hidden": "false"}, {"hidden": "false"}),
+        ({"hidden": 0}, {"hidden": "false"}),
+        ({"hidden": "False"}, {"hidden": "false"}),
+        ({"hidden": False}, {"hidden": "false"}),
+        (
+            {"grants": '{"read": {"resources": ["v1"]}}'},
+            {"grants": '{"read":{"resources":["v1"]}}'},
+        ),
+        ({"grants": '{"read": "all"}'}, {"grants": '{"read":{"all":true}}'}),
+        ({"grants": {"read": "all"}}, {"grants": '{"read":{"all":true}}'}),
+    ],
+    ids=repr,
+)
+def test_create_accepts_what_the_official_sdk_sent_as_form_strings(
+    ziggeo: Ziggeo, given: dict[str, object], sent: dict[str, str]
+) -> None:
+    ziggeo.authtokens().create(dict(given))
+    ziggeo.authtokens().update("abc", dict(given))
+    ziggeo.auth().generate(dict(given))
+    create, update = SENT
+    assert dict(parse_qsl(create.content.decode())) == sent
+    assert dict(parse_qsl(update.content.decode())) == sent
+
+
+def _short_id(value: object) -> str:
+    try:
+        return repr(value)[:40]
+    except ValueError:  # repr() of 10**5000 exceeds the int-to-text limit
+        return "huge"
+
+
+def _deep_json(depth: int) -> str:
+    return '{"read": ' * depth + "{}" + "}" * depth
+
+
+@pytest.mark.parametrize(
+    ("given", "argument"),
+    [
+        ({"session_limit": "ten"}, "session_limit"),
+        ({"session_limit": "-1"}, "session_limit"),
+        ({"session_limit": "1.5"}, "session_limit"),
+        ({"session_limit": " 1"}, "session_limit"),
+        ({"session_limit": "9" * 5000}, "session_limit"),  # int() of it raised ValueError
+        ({"session_limit": "2147483648"}, "session_limit"),
+        ({"session_limit": 10**5000}, "session_limit"),
+        ({"expiration_date": "99999999999999999999"}, "expiration_date"),
+        ({"volatile": "yes"}, "volatile"),
+        ({"volatile": 2}, "volatile"),
+        ({"hidden": "nope"}, "hidden"),
+        ({"grants": "{not json"}, "grants"),
+        ({"grants": "[1, 2]"}, "grants"),
+        ({"grants": "[" * 100_000 + "]" * 100_000}, "grants"),  # RecursionError below
+        ({"grants": _deep_json(100_000)}, "grants"),
+        ({"grants": _deep_json(50)}, "grants.read.read"),
+        ({"colour": "red"}, "colour"),
+    ],
+    ids=_short_id,
+)
+def test_what_the_official_sdk_sent_unchecked_is_refused_by_name(
+    ziggeo: Ziggeo, given: dict[str, object], argument: str
+) -> None:
+    for call in (
+        lambda: ziggeo.authtokens().create(dict(given)),
+        lambda: ziggeo.authtokens().update("abc", dict(given)),
+        lambda: ziggeo.auth().generate(dict(given)),
+    ):
+        with pytest.raises(ValidationError) as caught:
+            call()
+        assert caught.value.argument == argument
+    assert SENT == []
+
+
+def test_a_token_id_beyond_the_cap_is_refused_before_it_is_sent(ziggeo: Ziggeo) -> None:
+    for call in (ziggeo.authtokens().get, ziggeo.authtokens().delete):
+        with pytest.raises(ValidationError):
+            call("a" * 70_000)  # httpx's InvalidURL below
+    assert SENT == []
+
+
+def test_official_arguments_is_the_one_conversion_and_leaves_its_input_alone() -> None:
+    given = {"session_limit": "3", "volatile": "true", "grants": '{"read": "all"}'}
+    assert official_arguments(given) == {
+        "session_limit": 3,
+        "volatile": True,
+        "grants": {"read": {"all": True}},
+    }
+    assert given == {"session_limit": "3", "volatile": "true", "grants": '{"read": "all"}'}
+    assert official_grants('{"create": {"session_owned": true}}') == {
+        "create": {"session_owned": True}
+    }
+    with pytest.raises(ValidationError) as caught:
+        official_grants("{", argument="--grants")
+    assert caught.value.argument == "--grants"
+
+
+# -- what the drop-in does not provide ------------------------------------------------------
+
+OFFICIAL_ONLY = [
+    "videos",
+    "streams",
+    "audios",
+    "audioStreams",
+    "application",
+    "effectProfiles",
+    "effectProfileProcess",
+    "metaProfiles",
+    "metaProfileProcess",
+    "webhooks",
+    "analytics",
+    "config",
+    "connect",
+    "api_connect",
+    "cdn_connect",
+    "js_cdn_connect",
+    "token",
+    "private_key",
+    "encryption_key",
+]
+
+
+@pytest.mark.parametrize("name", [*OFFICIAL_ONLY, "no_such_thing"])
+def test_what_the_drop_in_does_not_cover_says_only_auth_tokens_are_provided(
+    ziggeo: Ziggeo, name: str
+) -> None:
+    with pytest.raises(AttributeError, match="provides only auth tokens") as caught:
+        getattr(ziggeo, name)
+    assert "private-key" not in str(caught.value)
+    assert not hasattr(ziggeo, name)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import logging
 import re
+from typing import Any
 
 import httpx
 import pytest
@@ -118,3 +119,55 @@ async def test_short_and_quoted_token_ids(
         await client.authtokens.get(token)
     (line,) = sdk_lines(caplog)
     assert line["path"] == f"/v1/authtokens/{shown}"
+
+
+def test_every_logger_at_debug_shows_no_secret_and_only_short_ids(
+    served_fake: tuple[Any, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """The SDK's and its HTTP stack's loggers at DEBUG, the SDK's filter on httpx2's:
+    all four operations, retried failures, an echoed request; no credential in any
+    record, and no whole token id."""
+    import asyncio
+
+    from ziggeo_async import AsyncZiggeo, NotFoundError, RetryPolicy, TokenIdFilter
+
+    fake, url = served_fake
+    names = ("ziggeo_async", "httpx2", "httpcore2", "httpx", "httpcore")
+    token_filter = TokenIdFilter()
+    logging.getLogger("httpx2").addFilter(token_filter)
+    try:
+        with caplog.at_level(logging.DEBUG):
+            for name in names:
+                caplog.set_level(logging.DEBUG, logger=name)
+
+            async def drive() -> list[str]:
+                retry = RetryPolicy(max_retries=2, jitter=lambda: 0.0)
+                async with AsyncZiggeo(
+                    fake.app_token, fake.private_key, base_url=url, retry=retry
+                ) as client:
+                    token = await client.authtokens.create(session_limit=1)
+                    fake.fail_next(1, status=503)
+                    await client.authtokens.get(token.token)
+                    fake.fail_next(1, status=400, body=f"echo: {fake.private_key}")
+                    with pytest.raises(Exception, match="400"):
+                        await client.authtokens.update(token.token, session_limit=2)
+                    await client.authtokens.delete(token.token)
+                    with pytest.raises(NotFoundError):
+                        await client.authtokens.get(token.token)
+                    return [token.token]
+
+            (token_id,) = asyncio.run(drive())
+    finally:
+        logging.getLogger("httpx2").removeFilter(token_filter)
+    formatter = logging.Formatter("%(name)s %(message)s")
+    texts = [formatter.format(record) for record in caplog.records]
+    assert any(text.startswith("httpx2 ") for text in texts)  # its lines were captured
+    secrets = (
+        fake.private_key,
+        base64.b64encode(f"{fake.app_token}:{fake.private_key}".encode()).decode(),
+    )
+    for text in texts:
+        assert token_id not in text, text
+        for secret in secrets:
+            assert secret not in text, text
+    assert any(f"…{token_id[-4:]}" in text for text in texts if text.startswith("httpx2 "))

@@ -90,11 +90,13 @@ arguments = st.fixed_dictionaries(
     optional={
         "volatile": st.booleans(),
         "hidden": st.booleans(),
-        "expiration_date": st.one_of(st.integers(0, 2**63), aware_datetimes),
+        # Up to the largest values allowed (_arguments.MAX_SECONDS, MAX_SESSION_LIMIT).
+        "expiration_date": st.one_of(st.integers(0, 2**40), aware_datetimes),
         "usage_expiration_time": st.one_of(
-            st.integers(0, 2**40), st.timedeltas(min_value=timedelta(0))
+            st.integers(0, 2**40),
+            st.timedeltas(min_value=timedelta(0), max_value=timedelta(seconds=2**40)),
         ),
-        "session_limit": st.integers(0, 2**31),
+        "session_limit": st.integers(0, 2**31 - 1),
         "grants": st.dictionaries(
             st.sampled_from(["read", "create", "update", "destroy"]), grant_values
         ),

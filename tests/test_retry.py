@@ -26,7 +26,14 @@ from ziggeo_async import (
     _pipeline,
 )
 from ziggeo_async._errors import error_class_for_status
-from ziggeo_async._retry import Decision, Failure, Operation, Verdict, parse_retry_after
+from ziggeo_async._retry import (
+    Decision,
+    Failure,
+    Operation,
+    Verdict,
+    may_have_been_acted_on,
+    parse_retry_after,
+)
 
 OPERATIONS = ("create", "get", "update", "delete")
 METHODS = {"create": "POST", "get": "GET", "update": "POST", "delete": "DELETE"}
@@ -153,14 +160,129 @@ async def test_a_success_is_sent_once(operation: str, status: int) -> None:
     assert route.call_count == 1
 
 
-@pytest.mark.parametrize("first", [503, 429, 500, 504])
+# Outcomes after which the request may have been acted on, and ones after which it surely was not.
+MAY_HAVE_ACTED: list[Outcome] = [
+    500,
+    502,
+    504,
+    408,
+    httpx.ReadTimeout("read"),
+    httpx.WriteTimeout("write"),
+    httpx.RemoteProtocolError("dropped"),
+]
+SURELY_NOT_ACTED: list[Outcome] = [
+    503,
+    429,
+    httpx.ConnectError("refused"),
+    httpx.ConnectTimeout("connect"),
+    httpx.PoolTimeout("pool"),
+]
+
+
+def _outcome_id(outcome: Outcome) -> str:
+    return str(outcome) if isinstance(outcome, int) else type(outcome).__name__
+
+
+@pytest.mark.parametrize("first", MAY_HAVE_ACTED, ids=_outcome_id)
 @pytest.mark.anyio
-async def test_delete_that_finds_404_after_a_retry_is_done(first: int) -> None:
+async def test_delete_that_finds_404_after_an_attempt_that_may_have_deleted_is_done(
+    first: Outcome,
+) -> None:
     client = make_client()
     with respx.mock(assert_all_called=True) as router:
         route = mock_endpoint(router, "delete", iter([first, 404]))
         await client.authtokens.delete(TOKEN)
     assert route.call_count == 2
+
+
+@pytest.mark.parametrize("first", SURELY_NOT_ACTED, ids=_outcome_id)
+@pytest.mark.anyio
+async def test_delete_that_finds_404_after_attempts_that_did_nothing_is_not_found(
+    first: Outcome,
+) -> None:
+    client = make_client()
+    with respx.mock(assert_all_called=True) as router:
+        route = mock_endpoint(router, "delete", iter([first, first, 404]))
+        with pytest.raises(NotFoundError):
+            await client.authtokens.delete(TOKEN)
+    assert route.call_count == 3
+
+
+@pytest.mark.anyio
+async def test_one_attempt_that_may_have_deleted_makes_a_later_404_done() -> None:
+    client = make_client()
+    with respx.mock(assert_all_called=True) as router:
+        route = mock_endpoint(router, "delete", iter([httpx.ReadTimeout("read"), 503, 404]))
+        await client.authtokens.delete(TOKEN)
+    assert route.call_count == 3
+
+
+# Attempt histories of one delete call: every attempt before the last, then the last one's
+# status, and what the policy decides for the last. Folded through decide() exactly as the
+# pipeline does: each Decision.may_have_acted goes into the next decide().
+N, M, P = Failure.NOT_SENT, Failure.MAYBE_SENT, Failure.PERMANENT
+HISTORIES: list[tuple[tuple[int | Failure, ...], int, Verdict]] = [
+    ((), 404, Verdict.FAIL),
+    ((N,), 404, Verdict.FAIL),
+    ((N, N), 404, Verdict.FAIL),
+    ((503,), 404, Verdict.FAIL),
+    ((429,), 404, Verdict.FAIL),
+    ((429, 503), 404, Verdict.FAIL),
+    ((N, 503), 404, Verdict.FAIL),
+    ((M,), 404, Verdict.SUCCEED),
+    ((500,), 404, Verdict.SUCCEED),
+    ((502,), 404, Verdict.SUCCEED),
+    ((504,), 404, Verdict.SUCCEED),
+    ((408,), 404, Verdict.SUCCEED),
+    ((M, 503), 404, Verdict.SUCCEED),
+    ((503, M), 404, Verdict.SUCCEED),
+    ((N, 500), 404, Verdict.SUCCEED),
+    ((429, N), 404, Verdict.FAIL),
+    ((M,), 200, Verdict.SUCCEED),
+    ((N,), 200, Verdict.SUCCEED),
+]
+
+
+def _fold(history: tuple[int | Failure, ...], last: int, operation: Operation) -> Decision:
+    policy = RetryPolicy(max_retries=5, jitter=lambda: 0.0)
+    earlier = False
+    for attempt, outcome in enumerate(history, start=1):
+        given = {"failure": outcome} if isinstance(outcome, Failure) else {"status_code": outcome}
+        decision = policy.decide(
+            operation, attempt=attempt, earlier_may_have_acted=earlier, **given
+        )
+        assert decision.verdict is Verdict.RETRY, (history, attempt)
+        earlier = decision.may_have_acted
+    return policy.decide(
+        operation, attempt=len(history) + 1, status_code=last, earlier_may_have_acted=earlier
+    )
+
+
+@pytest.mark.parametrize(("history", "last", "verdict"), HISTORIES)
+def test_delete_404_is_done_only_after_an_attempt_that_may_have_acted(
+    history: tuple[int | Failure, ...], last: int, verdict: Verdict
+) -> None:
+    assert _fold(history, last, Operation.DELETE).verdict is verdict
+
+
+@pytest.mark.parametrize("operation", [Operation.GET, Operation.UPDATE])
+@pytest.mark.parametrize("history", [(M,), (500,), (503,), (N,)])
+def test_404_is_never_done_for_get_or_update_whatever_came_before(
+    operation: Operation, history: tuple[int | Failure, ...]
+) -> None:
+    assert _fold(history, 404, operation).verdict is Verdict.FAIL
+
+
+@pytest.mark.parametrize(
+    ("outcome", "acted"),
+    [(N, False), (M, True), (P, False), (429, False), (503, False), (408, True), (500, True),
+     (504, True), (200, True), (404, True)],
+)  # fmt: skip
+def test_which_outcomes_may_have_been_acted_on(outcome: int | Failure, acted: bool) -> None:
+    given = {"failure": outcome} if isinstance(outcome, Failure) else {"status_code": outcome}
+    assert may_have_been_acted_on(**given) is acted  # type: ignore[arg-type]
+    decision = RetryPolicy().decide(Operation.GET, attempt=9, **given)  # type: ignore[arg-type]
+    assert decision.may_have_acted is acted
 
 
 @pytest.mark.parametrize("operation", ["get", "update"])

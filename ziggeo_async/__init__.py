@@ -25,7 +25,7 @@ from ._errors import (
     ZiggeoError,
 )
 from ._models import AuthToken, Grant, Grants
-from ._observe import RetryEvent, configure_logging_from_env
+from ._observe import RetryEvent, TokenIdFilter, configure_logging_from_env
 from ._retry import RetryPolicy
 from ._sync import SyncZiggeo
 from ._tokens import WeakEncryptionKeyWarning
@@ -58,6 +58,7 @@ __all__ = [
     "RetryPolicy",
     "SyncZiggeo",
     "TokenArguments",
+    "TokenIdFilter",
     "UnprocessableEntityError",
     "ValidationError",
     "WeakEncryptionKeyWarning",

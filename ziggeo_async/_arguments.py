@@ -19,12 +19,17 @@ from ._models import GRANT_NAMES, Grant, Grants
 
 __all__ = [
     "ARGUMENT_NAMES",
+    "MAX_SECONDS",
+    "MAX_SESSION_LIMIT",
+    "MAX_TIMEOUT_SECONDS",
+    "MAX_TOKEN_ID_CHARS",
     "GrantsInput",
     "TokenArguments",
     "encode_form",
     "json_writer",
     "normalize_arguments",
     "path_segment",
+    "timeout_seconds",
 ]
 
 #: The arguments create, update and generate accept, as the API documents them.
@@ -37,6 +42,23 @@ ARGUMENT_NAMES = (
     "grants",
 )
 _GRANT_FIELDS = ("resources", "session_owned", "all")
+#: The longest token id or key accepted. Ziggeo's token ids are 32 hex characters; a
+#: key is a name of the caller's. Percent-encoded, a character takes at most 12 bytes
+#: (4 UTF-8 bytes, 3 characters each), so 256 characters stay within 3 KiB of path:
+#: far below the 8 KiB request line common servers accept, and httpx's 64 Ki-character
+#: URL limit, which raised ``InvalidURL`` from below.
+MAX_TOKEN_ID_CHARS = 256
+#: The largest ``expiration_date`` (Unix seconds; about the year 36,800) and
+#: ``usage_expiration_time`` (seconds; about 34,800 years). Beyond any meaning the API
+#: can give them, and it keeps ``str()`` of the int short (``10**5000`` raised
+#: ``ValueError`` there).
+MAX_SECONDS = 2**40
+#: The largest ``session_limit``: a signed 32-bit integer, what a server's count holds.
+MAX_SESSION_LIMIT = 2**31 - 1
+#: The longest timeout accepted, in seconds (a day): beyond it a timeout is no longer a
+#: bound a caller means, and an infinite or huge one fails below (``OverflowError``).
+MAX_TIMEOUT_SECONDS = 86_400
+_SHOWN_LIMIT = 10**20
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _SECOND = timedelta(seconds=1)
 
@@ -74,15 +96,35 @@ def _check_bool(name: str, value: object) -> bool:
     return value
 
 
-def _check_count(name: str, value: object) -> int:
-    if type(value) is int and value >= 0:  # the common case, answered before the checks below
+def _check_count(name: str, value: object, maximum: int) -> int:
+    if type(value) is int and 0 <= value <= maximum:  # the common case, before the checks below
         return value
     if isinstance(value, bool) or not isinstance(value, int):
         raise ValidationError(name, f"expected an int, got {_type_name(value)}")
     if value < 0:
-        raise ValidationError(name, f"must not be negative, got {value}")
+        # str() of a huge int raises ValueError (more than 4,300 digits): show short ones.
+        shown = f", got {value}" if value > -_SHOWN_LIMIT else ""
+        raise ValidationError(name, f"must not be negative{shown}")
+    if value > maximum:
+        raise ValidationError(name, f"must be at most {maximum}")
     # A plain int: an IntEnum or other subclass may str() as its name, not its digits.
     return int(value)
+
+
+def timeout_seconds(argument: str, value: object) -> float:
+    """A timeout in seconds: a number above 0 and at most ``MAX_TIMEOUT_SECONDS``.
+
+    The one check of a timeout, for the constructor and every call; NaN, infinities
+    and numbers too large for a float are refused with the rest.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValidationError(argument, f"expected a number of seconds, got {_type_name(value)}")
+    # Compared before float(): float(10**400) would raise OverflowError.
+    if not 0 < value <= MAX_TIMEOUT_SECONDS:  # also False for NaN
+        raise ValidationError(
+            argument, f"must be above 0 and at most {MAX_TIMEOUT_SECONDS} seconds (a day)"
+        )
+    return float(value)
 
 
 def _expiration_date(value: object) -> int:
@@ -94,14 +136,14 @@ def _expiration_date(value: object) -> int:
             )
         # Floor division is exact and rounds down, so a moment before the epoch stays
         # negative (int() of a float would truncate -0.5 s to an accepted 0).
-        return _check_count("expiration_date", (value - _EPOCH) // _SECOND)
-    return _check_count("expiration_date", value)
+        return _check_count("expiration_date", (value - _EPOCH) // _SECOND, MAX_SECONDS)
+    return _check_count("expiration_date", value, MAX_SECONDS)
 
 
 def _usage_expiration_time(value: object) -> int:
     if type(value) is not int and isinstance(value, timedelta):
-        return _check_count("usage_expiration_time", value // _SECOND)
-    return _check_count("usage_expiration_time", value)
+        return _check_count("usage_expiration_time", value // _SECOND, MAX_SECONDS)
+    return _check_count("usage_expiration_time", value, MAX_SECONDS)
 
 
 def _grant(name: str, value: object) -> dict[str, Any]:
@@ -164,7 +206,7 @@ _NORMALIZERS = {
     "hidden": lambda value: _check_bool("hidden", value),
     "expiration_date": _expiration_date,
     "usage_expiration_time": _usage_expiration_time,
-    "session_limit": lambda value: _check_count("session_limit", value),
+    "session_limit": lambda value: _check_count("session_limit", value, MAX_SESSION_LIMIT),
     "grants": _grants,
 }
 
@@ -253,12 +295,17 @@ def path_segment(argument: str, value: object) -> str:
     """A token id or key, percent-encoded as one path segment.
 
     Refuses ``""``, ``.``, ``..`` and control characters: httpx normalises dot
-    segments away after quoting, so quoting alone would not stop a traversal.
+    segments away after quoting, so quoting alone would not stop a traversal. Refuses
+    more than ``MAX_TOKEN_ID_CHARS`` characters.
     """
     if not isinstance(value, str):
         raise ValidationError(argument, f"expected a string, got {_type_name(value)}")
     if value in ("", ".", ".."):
         raise ValidationError(argument, f"{value!r} is not a token id")
+    if len(value) > MAX_TOKEN_ID_CHARS:
+        raise ValidationError(
+            argument, f"has {len(value)} characters; at most {MAX_TOKEN_ID_CHARS} are accepted"
+        )
     for char in value:
         code = ord(char)
         if code < 0x20 or 0x7F <= code <= 0x9F:  # noqa: PLR2004 - the C0 and C1 control ranges

@@ -13,6 +13,7 @@ from typing import Any, Final
 import attrs
 import httpx2
 
+from ._arguments import timeout_seconds
 from ._errors import ClientClosedError, ConfigurationError, ValidationError
 from ._http import (
     HTTP_BACKENDS,
@@ -25,7 +26,7 @@ from ._http import (
 )
 from ._observe import RetryEvent
 from ._pipeline import RequestPipeline, check_deadline
-from ._retry import RetryPolicy
+from ._retry import RetryPolicy, check_max_retries
 from ._tokens import MIN_ENCRYPTION_KEY_CHARS, ClientTokenCipher, WeakEncryptionKeyWarning
 from ._version import __version__
 from .resources import AsyncAuthTokens, Auth
@@ -102,14 +103,24 @@ def _check_base_url(base_url: str) -> str:
 
 
 def _check_timeout(timeout: object) -> httpx2.Timeout:
+    """``timeout`` as an ``httpx2.Timeout``, each part checked by the one timeout check.
+
+    A legacy ``httpx.Timeout`` is converted. A part that is ``None`` is httpx's way to
+    say "no timeout" for that phase, and stays allowed.
+    """
     converted = to_httpx2_timeout(timeout)  # an httpx2.Timeout, or a legacy httpx one
-    if converted is not None:
-        return converted
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
+    try:
+        if converted is None:
+            return httpx2.Timeout(timeout_seconds("timeout", timeout))
+        for phase in ("connect", "read", "write", "pool"):
+            value = getattr(converted, phase)
+            if value is not None:
+                timeout_seconds(f"timeout.{phase}", value)
+    except ValidationError as error:
         raise ConfigurationError(
-            "timeout must be a positive number of seconds or an httpx2.Timeout"
-        )
-    return httpx2.Timeout(timeout)
+            f"{error.argument} {error.reason}; give a number of seconds or an httpx2.Timeout"
+        ) from None
+    return converted
 
 
 def _check_retry(max_retries: object, retry: object) -> RetryPolicy:
@@ -123,12 +134,7 @@ def _check_retry(max_retries: object, retry: object) -> RetryPolicy:
         return retry
     if max_retries is None:
         return RetryPolicy(max_retries=DEFAULT_MAX_RETRIES)
-    if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
-        raise ConfigurationError("max_retries must be an int >= 0")
-    try:
-        return RetryPolicy(max_retries=max_retries)
-    except ValueError as error:  # the policy's own bounds
-        raise ConfigurationError(f"max_retries: {error}") from None
+    return RetryPolicy(max_retries=check_max_retries(max_retries))
 
 
 def _check_client_deadline(deadline: object) -> float | None:

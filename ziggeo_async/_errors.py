@@ -60,7 +60,8 @@ __all__ = [
     "error_class_for_status",
 ]
 
-_BODY_PREVIEW_CHARS = 200
+#: How much of a body an error message quotes; ``body`` on the error holds all of it.
+BODY_EXCERPT_CHARS = 500
 
 
 class ZiggeoError(Exception):
@@ -226,8 +227,8 @@ def error_class_for_status(status_code: int) -> type[APIStatusError]:
 
 
 def status_error_message(method: str, path: str, status_code: int, body: str) -> str:
-    """``POST /v1/authtokens/ returned 404: <first 200 characters of the body>``."""
-    preview = body[:_BODY_PREVIEW_CHARS] + ("…" if len(body) > _BODY_PREVIEW_CHARS else "")
+    """``POST /v1/authtokens/ returned 404: <first 500 characters of the body>``."""
+    preview = body[:BODY_EXCERPT_CHARS] + ("…" if len(body) > BODY_EXCERPT_CHARS else "")
     return f"{method} {path} returned {status_code}: {preview!r}"
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import logging
 import time
@@ -15,6 +13,7 @@ import anyio
 import attrs
 import httpx2
 
+from ._arguments import timeout_seconds
 from ._errors import (
     APIConnectionError,
     APIError,
@@ -22,13 +21,13 @@ from ._errors import (
     APIResponseValidationError,
     APIStatusError,
     APITimeoutError,
-    ValidationError,
     error_class_for_status,
     status_error_message,
 )
 from ._http import MAX_RESPONSE_BYTES, ResponseTooLarge, classify_failure
 from ._models import AuthToken, ResponseShapeError
 from ._observe import RetryEvent, SpanRecorder, announce_retry, start_span
+from ._redaction import credential_texts, redact_body
 from ._retry import Operation, RetryPolicy, Verdict
 
 if TYPE_CHECKING:
@@ -61,16 +60,6 @@ def display_path(segment: str | None) -> str:
     if segment is None:
         return COLLECTION_PATH
     return f"{COLLECTION_PATH}…{segment[-_SHOWN_ID_CHARS:]}"
-
-
-def credential_texts(authorization: str) -> tuple[str, ...]:
-    """What a server could echo back of a Basic ``authorization``: its base64, its password."""
-    encoded = authorization.partition(" ")[2]
-    try:
-        password = base64.b64decode(encoded, validate=True).decode().partition(":")[2]
-    except (binascii.Error, UnicodeDecodeError):
-        password = ""
-    return tuple(text for text in (encoded, password) if text)
 
 
 class RequestPipeline:
@@ -203,7 +192,12 @@ class RequestPipeline:
                     raise
                 failure, timed_out = classified
                 outcome: int | str = type(error).__name__
-                decision = self._policy.decide(operation, attempt=attempt, failure=failure)
+                decision = self._policy.decide(
+                    operation,
+                    attempt=attempt,
+                    failure=failure,
+                    earlier_may_have_acted=call.may_have_acted,
+                )
                 problem: APIError = self._connection_error(
                     error, timed_out, attempt, method, call.segment
                 )
@@ -215,6 +209,7 @@ class RequestPipeline:
                     attempt=attempt,
                     status_code=response.status_code,
                     retry_after=response.headers.get("retry-after"),
+                    earlier_may_have_acted=call.may_have_acted,
                 )
                 if decision.verdict is Verdict.SUCCEED:
                     _log_attempt(method, path, outcome, attempt, started)
@@ -237,6 +232,7 @@ class RequestPipeline:
                 failure=None if call.status_code is not None else str(outcome),
                 token_id=None if call.segment is None else path.rpartition("/")[2],
             )
+            call.may_have_acted = decision.may_have_acted
             span.retry(event)
             announce_retry(event, self._on_retry)
             await anyio.sleep(decision.delay)
@@ -285,8 +281,7 @@ class RequestPipeline:
 
     def _clean_detail(self, detail: str, segment: str | None) -> str:
         """An HTTP-stack message without credentials or the whole token id, and short."""
-        for text in self._credential_texts:
-            detail = detail.replace(text, "[credentials removed]")
+        detail = redact_body(detail.encode("utf-8", "replace"), "utf-8", self._credential_texts)
         # A segment of 4 characters or fewer is shown whole anyway (display_path).
         if segment and len(segment) > _SHOWN_ID_CHARS:
             for form in {segment, urllib.parse.unquote(segment)}:
@@ -294,16 +289,8 @@ class RequestPipeline:
         return " ".join(detail.split())[:_DETAIL_CHARS]
 
     def _body_without_credentials(self, response: httpx2.Response) -> str:
-        """The body as text, with the credentials cut out: a debugging proxy or a
-        misconfigured server may echo the request headers into an error page, and the
-        body ends up in the exception's message."""
-        try:
-            body = response.text
-        except (UnicodeError, LookupError):  # e.g. "charset=utf-16" on a body with no BOM
-            body = response.content.decode("utf-8", errors="replace")
-        for text in self._credential_texts:
-            body = body.replace(text, "[credentials removed]")
-        return body
+        """The body as text with every form of the credentials cut out (see ``_redaction``)."""
+        return redact_body(response.content, response.charset_encoding, self._credential_texts)
 
     async def send_for_token(
         self,
@@ -345,6 +332,8 @@ class _Call:
     timeout: httpx2.Timeout
     attempts: int = 0
     status_code: int | None = None
+    #: Whether an attempt so far may have taken effect (a 404 on delete means done then).
+    may_have_acted: bool = False
 
     @property
     def method(self) -> str:
@@ -355,28 +344,13 @@ class _Call:
         return display_path(self.segment)
 
 
-#: The longest deadline taken: a day. Longer is a mistake (or an overflow) waiting to happen.
-MAX_DEADLINE: Final = 86_400.0
-
-
-def check_deadline(deadline: object, *, argument: str = "deadline") -> float:
-    """A deadline in seconds: a positive, finite number of at most a day."""
-    if (
-        isinstance(deadline, bool)
-        or not isinstance(deadline, (int, float))
-        or not 0 < deadline <= MAX_DEADLINE
-    ):
-        raise ValidationError(
-            argument,
-            f"expected seconds, more than 0 and at most {MAX_DEADLINE:g}, got {deadline!r}",
-        )
-    return float(deadline)
+def check_deadline(deadline: object) -> float:
+    """A deadline in seconds: checked as a timeout is (above 0, at most a day)."""
+    return timeout_seconds("deadline", deadline)
 
 
 def _call_timeout(timeout: object) -> httpx2.Timeout:
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
-        raise ValidationError("timeout", f"expected a positive number of seconds, got {timeout!r}")
-    return httpx2.Timeout(timeout)
+    return httpx2.Timeout(timeout_seconds("timeout", timeout))
 
 
 def _log_attempt(method: str, path: str, outcome: int | str, attempt: int, started: float) -> None:

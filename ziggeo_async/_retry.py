@@ -3,21 +3,27 @@
 No I/O and no sleeping: the request pipeline asks, then acts. One policy serves
 every operation, so the rules are in one table:
 
-==========================  ======  =====================
-what happened               create  get / update / delete
-==========================  ======  =====================
-2xx                         done    done
-connect failure, pool wait  retry   retry
-read/write timeout, drop    fail    retry
-408, 500, 502, 504          fail    retry
-429, 503                    retry   retry
-404 on delete, retried      --      done (an earlier attempt deleted it)
-anything else               fail    fail
-==========================  ======  =====================
+========================================================  ======  =====================
+what happened                                             create  get / update / delete
+========================================================  ======  =====================
+2xx                                                       done    done
+connect failure, pool wait                                retry   retry
+read/write timeout, drop                                  fail    retry
+408, 500, 502, 504                                        fail    retry
+429, 503                                                  retry   retry
+404 on delete, after an attempt that may have deleted it  --      done
+anything else                                             fail    fail
+========================================================  ======  =====================
 
-create is retried only when the request surely did not reach Ziggeo, or Ziggeo
-said it did not act (429, 503): a create that may have taken effect is never
-sent twice, since that would issue a duplicate token.
+One notion runs through the table: whether an attempt *may have been acted on*.
+It surely was not when nothing was sent (a connect failure, a pool wait) or when
+Ziggeo said it did not act (429, 503); every other outcome may have been. create is
+retried only after an attempt that surely was not acted on, since a create sent
+twice would issue a duplicate token. A delete that meets 404 on a retry is done only
+if an earlier attempt may have deleted the token: after connect failures, 429s and
+503s alone, the 404 is the truth and raises ``NotFoundError``. ``decide`` is told
+whether an earlier attempt of the call may have been acted on, and its ``Decision``
+says it again with this attempt counted, for the caller to hand to the next ``decide``.
 
 Delays: ``Retry-After`` (seconds or an HTTP date) when given and at most
 ``max_retry_after`` (beyond that the policy gives up rather than stall a caller);
@@ -36,7 +42,19 @@ from email.utils import parsedate_to_datetime
 
 import attrs
 
-__all__ = ["Decision", "Failure", "Operation", "RetryPolicy", "Verdict", "parse_retry_after"]
+from ._errors import ConfigurationError
+
+__all__ = [
+    "MAX_RETRIES",
+    "Decision",
+    "Failure",
+    "Operation",
+    "RetryPolicy",
+    "Verdict",
+    "check_max_retries",
+    "may_have_been_acted_on",
+    "parse_retry_after",
+]
 
 _system_random = secrets.SystemRandom()
 
@@ -77,13 +95,36 @@ class Decision:
     verdict: Verdict
     #: Seconds to wait before the next attempt; 0 unless the verdict is RETRY.
     delay: float = 0.0
+    #: Whether this attempt or an earlier one of the same call may have been acted on;
+    #: pass it to the next ``decide`` as ``earlier_may_have_acted``.
+    may_have_acted: bool = True
 
 
-_SUCCEED = Decision(Verdict.SUCCEED)
-_FAIL = Decision(Verdict.FAIL)
-_RETRY_ANY_OPERATION = frozenset({429, 503})
+# The statuses by which a server says it did not act on the request.
+_NOT_ACTED_ON = frozenset({429, 503})
 _RETRY_IDEMPOTENT_ONLY = frozenset({408, 500, 502, 504})
 _NOT_FOUND = 404
+
+
+def may_have_been_acted_on(
+    *, status_code: int | None = None, failure: Failure | None = None
+) -> bool:
+    """Whether one attempt that ended so may have taken effect at the server."""
+    if failure is not None:
+        return failure is Failure.MAYBE_SENT
+    return status_code not in _NOT_ACTED_ON
+
+
+#: The most retries a call may be given: each waits up to ``max_delay``, so beyond this
+#: a call would retry for longer than anyone waits for it.
+MAX_RETRIES = 100
+
+
+def check_max_retries(value: object) -> int:
+    """``max_retries`` checked: an int from 0 to ``MAX_RETRIES``; ``ConfigurationError`` if not."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_RETRIES:
+        raise ConfigurationError(f"max_retries must be an int from 0 to {MAX_RETRIES}")
+    return value
 
 
 def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
@@ -116,7 +157,9 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
 class RetryPolicy:
     """Retry decisions and delays; see the module docstring for the table."""
 
-    max_retries: int = attrs.field(default=2, validator=attrs.validators.ge(0))
+    max_retries: int = attrs.field(
+        default=2, validator=lambda _policy, _attribute, value: check_max_retries(value)
+    )
     base_delay: float = 0.5
     max_delay: float = 8.0
     max_retry_after: float = 60.0
@@ -132,27 +175,43 @@ class RetryPolicy:
         failure: Failure | None = None,
         retry_after: str | None = None,
         now: datetime | None = None,
+        earlier_may_have_acted: bool = False,
     ) -> Decision:
-        """Judge attempt number ``attempt`` (1-based) that ended in a status or a failure."""
+        """Judge attempt number ``attempt`` (1-based) that ended in a status or a failure.
+
+        ``earlier_may_have_acted``: whether an earlier attempt of this call may have
+        been acted on (the previous ``Decision.may_have_acted``; ``False`` on the first).
+        """
+        acted = may_have_been_acted_on(status_code=status_code, failure=failure)
+        may_have_acted = earlier_may_have_acted or acted
         if status_code is not None:
             if 200 <= status_code < 300:  # noqa: PLR2004
-                return _SUCCEED
-            if operation is Operation.DELETE and status_code == _NOT_FOUND and attempt > 1:
-                return _SUCCEED
-        if attempt > self.max_retries or not self._retryable(operation, status_code, failure):
-            return _FAIL
+                return Decision(Verdict.SUCCEED, may_have_acted=True)
+            if (
+                operation is Operation.DELETE
+                and status_code == _NOT_FOUND
+                and earlier_may_have_acted
+            ):
+                return Decision(Verdict.SUCCEED, may_have_acted=True)
+        if attempt > self.max_retries or not self._retryable(
+            operation, status_code, failure, acted=acted
+        ):
+            return Decision(Verdict.FAIL, may_have_acted=may_have_acted)
         wait = parse_retry_after(retry_after, now=now) if status_code is not None else None
         if wait is None:
             ceiling = min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
-            return Decision(Verdict.RETRY, self.jitter() * ceiling)
+            return Decision(Verdict.RETRY, self.jitter() * ceiling, may_have_acted)
         if wait > self.max_retry_after:
-            return _FAIL
-        return Decision(Verdict.RETRY, wait)
+            return Decision(Verdict.FAIL, may_have_acted=may_have_acted)
+        return Decision(Verdict.RETRY, wait, may_have_acted)
 
     @staticmethod
-    def _retryable(operation: Operation, status_code: int | None, failure: Failure | None) -> bool:
-        if failure is Failure.NOT_SENT or status_code in _RETRY_ANY_OPERATION:
-            return True
-        if failure is Failure.MAYBE_SENT or status_code in _RETRY_IDEMPOTENT_ONLY:
-            return operation.idempotent
-        return False
+    def _retryable(
+        operation: Operation, status_code: int | None, failure: Failure | None, *, acted: bool
+    ) -> bool:
+        if failure is Failure.PERMANENT:
+            return False
+        if failure is not None or status_code in _NOT_ACTED_ON:
+            # A create is sent again only if this attempt surely did not take effect.
+            return operation.idempotent or not acted
+        return status_code in _RETRY_IDEMPOTENT_ONLY and operation.idempotent

@@ -90,7 +90,9 @@ class SyncAuthTokens:
     ) -> None:
         """Delete an auth token.
 
-        A 404 after a retried attempt counts as done: the earlier attempt deleted it.
+        A 404 on a retry counts as done only if an earlier attempt may have deleted
+        it; after attempts that surely did nothing (connect failure, 429, 503) it
+        raises ``NotFoundError``.
         """
         self._portal.call(
             self._portal.client().authtokens.delete,

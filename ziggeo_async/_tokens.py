@@ -23,7 +23,12 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from ._arguments import json_writer
 from ._errors import ValidationError
 
-__all__ = ["MIN_ENCRYPTION_KEY_CHARS", "ClientTokenCipher", "WeakEncryptionKeyWarning"]
+__all__ = [
+    "MIN_ENCRYPTION_KEY_CHARS",
+    "NOT_A_CLIENT_TOKEN",
+    "ClientTokenCipher",
+    "WeakEncryptionKeyWarning",
+]
 
 _BLOCK = 16
 _IV_CHARS = 16
@@ -35,6 +40,8 @@ _PADDING = tuple(bytes([_BLOCK - size]) * (_BLOCK - size) for size in range(_BLO
 _ZERO_BLOCK: Final = bytes(_BLOCK)
 # What json.dumps writes by default: ASCII-only, ", " and ": " separators.
 _ASCII_JSON: Final = json_writer(item_separator=", ", key_separator=": ")
+#: The reason of the one error ``decode`` raises for anything that is not a valid token.
+NOT_A_CLIENT_TOKEN: Final = "is not a client auth token of this application and key"  # noqa: S105
 #: Below this many characters an encryption key draws a ``WeakEncryptionKeyWarning``: the
 #: AES key is an unsalted MD5 of it, so a short key falls to a dictionary or brute force.
 MIN_ENCRYPTION_KEY_CHARS = 16
@@ -140,27 +147,51 @@ class ClientTokenCipher:
             for head, offset in zip(heads, range(0, step * count, step), strict=True)
         ]
 
-    def decrypt(self, token: str) -> bytes:
-        """The padded-and-checked plaintext bytes of ``token``."""
+    def _plaintext(self, token: object) -> bytes | None:
+        """The unpadded plaintext of ``token``, or ``None`` whatever is wrong with it."""
         if not isinstance(token, str) or not _TOKEN_SHAPE.fullmatch(token):
-            raise ValidationError(
-                "token", "not a client auth token (16 hex IV characters, then whole hex blocks)"
-            )
+            return None
         iv = token[:_IV_CHARS].encode("ascii")
         decryptor = Cipher(self._algorithm, modes.CBC(iv)).decryptor()
         padded = decryptor.update(bytes.fromhex(token[_IV_CHARS:])) + decryptor.finalize()
         size = padded[-1]
         if not 1 <= size <= _BLOCK or padded[-size:] != bytes([size]) * size:
-            raise ValidationError("token", "does not decrypt with this encryption key")
+            return None
         return padded[:-size]
 
-    def decode(self, token: str) -> dict[str, Any]:
-        """The JSON payload of ``token`` as a dict."""
-        plaintext = self.decrypt(token)
+    def _payload(self, token: object) -> dict[str, Any] | None:
+        """The JSON object ``token`` holds for this application, or ``None``."""
+        plaintext = self._plaintext(token)
+        if plaintext is None:
+            return None
         try:
             payload = json.loads(plaintext.decode("utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
-            raise ValidationError("token", "does not decrypt to JSON with this key") from None
+            return None
         if not isinstance(payload, dict):
-            raise ValidationError("token", "does not hold a JSON object")
+            return None
+        if payload.get("application_token") != self._application_token:
+            return None
+        return payload
+
+    def decrypt(self, token: str) -> bytes:
+        """The padded-and-checked plaintext bytes of ``token``."""
+        plaintext = self._plaintext(token)
+        if plaintext is None:
+            raise ValidationError("token", NOT_A_CLIENT_TOKEN)
+        return plaintext
+
+    def decode(self, token: str) -> dict[str, Any]:
+        """The JSON payload of ``token``, an object naming this application.
+
+        Anything else raises the one ``ValidationError``, with the one message and no
+        chained cause, whatever failed (shape, padding, UTF-8, JSON, the application
+        token), so an error tells a caller nothing about why: no padding oracle. The
+        time taken still differs by the failure; do not expose it to untrusted callers
+        as a service that answers fast.
+        """
+        payload = self._payload(token)
+        # Raised here, outside every except block, so no failure leaves a __context__.
+        if payload is None:
+            raise ValidationError("token", NOT_A_CLIENT_TOKEN)
         return payload

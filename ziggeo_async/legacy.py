@@ -9,8 +9,13 @@ Same shape as the official Python SDK's auth-token API::
     ziggeo.authtokens().delete(token_or_key)       # -> None
     ziggeo.auth().generate(options)                # -> str
 
+Arguments are taken as the official SDK took them, form strings included
+(``"session_limit": "1"``, ``"volatile": "true"``; see ``official_arguments``).
+Only auth tokens are provided: ``videos()``, ``config`` and the rest of the official
+class raise ``AttributeError`` saying so.
+
 Differences, on purpose: a failure raises the typed error (``NotFoundError``,
-``ValidationError``, ...) where the official SDK returned an error string;
+``ValidationError``, ...) where the official SDK returned an error dict or string;
 ``generate`` never modifies the caller's dict; arguments are checked before
 anything is sent; and the client holds a thread, so ``close()`` it (or use ``with``).
 """
@@ -27,29 +32,110 @@ import httpx2
 from ._errors import ValidationError
 from ._sync import SyncZiggeo
 
-__all__ = ["Ziggeo", "ZiggeoAuth", "ZiggeoAuthtokens"]
+__all__ = [
+    "OFFICIAL_ONLY",
+    "Ziggeo",
+    "ZiggeoAuth",
+    "ZiggeoAuthtokens",
+    "official_arguments",
+    "official_grants",
+]
 
 
-def _arguments(name: str, data: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The official SDK's argument dict, as keyword arguments for SyncZiggeo (a copy)."""
+_BOOL_FIELDS = frozenset(("volatile", "hidden"))
+_INT_FIELDS = frozenset(("expiration_date", "usage_expiration_time", "session_limit"))
+_TRUE_TEXTS = frozenset(("true", "1"))
+_FALSE_TEXTS = frozenset(("false", "0"))
+# Longer than any count the API can mean; refused before int() reads it (int() of more
+# than 4,300 digits raises ValueError).
+_MAX_DIGITS = 20
+#: What the official ``Ziggeo`` class has that this drop-in does not provide.
+OFFICIAL_ONLY = frozenset(
+    (
+        "videos",
+        "streams",
+        "audios",
+        "audioStreams",
+        "application",
+        "effectProfiles",
+        "effectProfileProcess",
+        "metaProfiles",
+        "metaProfileProcess",
+        "webhooks",
+        "analytics",
+        "config",
+        "connect",
+        "api_connect",
+        "cdn_connect",
+        "js_cdn_connect",
+        "token",
+        "private_key",
+        "encryption_key",
+    )
+)
+
+
+def official_grants(value: object, *, argument: str = "grants") -> object:
+    """Grants as the official SDK's callers wrote them, as the typed API takes them.
+
+    A JSON string is parsed (the official demos write ``'{"read": "all"}'``), and the
+    demos' shorthand ``{"read": "all"}`` is read as ``{"read": {"all": true}}``.
+    Anything else is returned as given, for ``normalize_arguments`` to check.
+    Raises ``ValidationError`` naming ``argument`` for text that is not a JSON object.
+    """
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except (ValueError, RecursionError):  # RecursionError: nested without end
+            raise ValidationError(argument, "is a string but not valid JSON") from None
+        if not isinstance(value, dict):
+            raise ValidationError(argument, "is JSON but not an object")
+    if isinstance(value, Mapping):
+        return {key: {"all": True} if grant == "all" else grant for key, grant in value.items()}
+    return value
+
+
+def _official_bool(name: str, value: object) -> object:
+    # The official SDK wrote the value into the form as given: True as "True", 1 as "1".
+    if isinstance(value, str) and value.lower() in _TRUE_TEXTS | _FALSE_TEXTS:
+        return value.lower() in _TRUE_TEXTS
+    if type(value) is int and value in (0, 1):
+        return value == 1
+    if isinstance(value, (str, int)) and not isinstance(value, bool):
+        raise ValidationError(name, "expected True or False (or 'true', 'false', 1, 0)")
+    return value
+
+
+def _official_int(name: str, value: object) -> object:
+    if isinstance(value, str):
+        if not (value.isascii() and value.isdigit() and len(value) <= _MAX_DIGITS):
+            raise ValidationError(name, "expected a whole number of digits")
+        return int(value)
+    return value
+
+
+def official_arguments(data: Mapping[str, Any] | None, *, argument: str = "data") -> dict[str, Any]:
+    """The official SDK's argument dict as keyword arguments of the typed API (a copy).
+
+    The one conversion of what the official SDK accepted and sent as form strings:
+    ``"session_limit": "1"``, ``"volatile": "true"`` or ``1``, ``"hidden": "false"``,
+    grants as a JSON string (see ``official_grants``). Values of other types pass
+    through unchanged, and everything is then checked as for ``SyncZiggeo``.
+    """
     if data is None:
         return {}
     if not isinstance(data, Mapping):
-        raise ValidationError(name, f"expected a dict of arguments, got {type(data).__name__}")
-    arguments = dict(data)
-    grants = arguments.get("grants")
-    if isinstance(grants, str):
-        # The official SDK sends grants as the caller wrote them; its demos write JSON text.
-        try:
-            grants = json.loads(grants)
-        except ValueError:
-            raise ValidationError("grants", "is a string but not valid JSON") from None
-    if isinstance(grants, Mapping):
-        # {"read": "all"} is the official demos' shorthand for {"read": {"all": true}}.
-        grants = {key: {"all": True} if value == "all" else value for key, value in grants.items()}
-    if grants is not None:
-        arguments["grants"] = grants
-    return arguments
+        raise ValidationError(argument, f"expected a dict of arguments, got {type(data).__name__}")
+    converted: dict[str, Any] = {}
+    for name, value in data.items():
+        if name in _BOOL_FIELDS:
+            value = _official_bool(name, value)  # noqa: PLW2901 - the converted value
+        elif name in _INT_FIELDS:
+            value = _official_int(name, value)  # noqa: PLW2901
+        elif name == "grants":
+            value = official_grants(value)  # noqa: PLW2901
+        converted[name] = value
+    return converted
 
 
 class ZiggeoAuthtokens:
@@ -66,7 +152,7 @@ class ZiggeoAuthtokens:
 
     def update(self, token_or_key: str, data: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """Change the arguments in ``data``; the auth token as Ziggeo's JSON object."""
-        return self._client.authtokens.update(token_or_key, **_arguments("data", data)).to_json()
+        return self._client.authtokens.update(token_or_key, **official_arguments(data)).to_json()
 
     def delete(self, token_or_key: str) -> None:
         """Delete the auth token."""
@@ -74,7 +160,7 @@ class ZiggeoAuthtokens:
 
     def create(self, data: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """Create an auth token from ``data``; the new token as Ziggeo's JSON object."""
-        return self._client.authtokens.create(**_arguments("data", data)).to_json()
+        return self._client.authtokens.create(**official_arguments(data)).to_json()
 
 
 class ZiggeoAuth:
@@ -87,7 +173,7 @@ class ZiggeoAuth:
 
     def generate(self, options: Mapping[str, Any] | None = None) -> str:
         """A client auth token granting ``options``; the caller's dict is left as it was."""
-        return self._client.auth.generate(**_arguments("options", options))
+        return self._client.auth.generate(**official_arguments(options, argument="options"))
 
 
 class Ziggeo:
@@ -114,6 +200,18 @@ class Ziggeo:
 
     def __repr__(self) -> str:
         return f"<legacy Ziggeo over {self._client!r}>"
+
+    def __getattr__(self, name: str) -> Any:
+        # Only called for what the instance lacks: say what the drop-in covers.
+        what = (
+            f"Ziggeo.{name} is part of the official ziggeo SDK"
+            if name in OFFICIAL_ONLY
+            else f"Ziggeo has no attribute {name!r}"
+        )
+        raise AttributeError(
+            f"{what}: ziggeo_async.legacy provides only auth tokens "
+            "(authtokens() and auth(), plus close()); keep the official package for the rest"
+        )
 
     @property
     def client(self) -> SyncZiggeo:

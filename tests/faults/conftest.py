@@ -1,7 +1,7 @@
 """The fault suite's harness: secret canaries around every test, servers on loopback.
 
-Every test here runs with DEBUG logging on ``ziggeo_async``, ``httpx`` and
-``httpcore``; when it ends, every log record, every exception the test handed to
+Every test here runs with DEBUG logging on ``ziggeo_async``, ``httpx2``, ``httpcore2``,
+``httpx`` and ``httpcore``; when it ends, every log record, every exception the test handed to
 the canary (with its whole cause/context chain, its ``vars`` and its pickle) and the
 repr of every client it made are searched for the canary secrets.
 """
@@ -17,7 +17,7 @@ import pytest
 from tests.faults._servers import ServerGroup
 from tests.faults._support import LEDGER, Canary
 
-_LOGGERS = ("ziggeo_async", "httpx", "httpcore")
+_LOGGERS = ("ziggeo_async", "httpx2", "httpcore2", "httpx", "httpcore")
 
 
 class _Collector(logging.Handler):

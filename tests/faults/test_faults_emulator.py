@@ -34,6 +34,7 @@ from ziggeo_async import (
     AuthenticationError,
     AuthToken,
     InternalServerError,
+    NotFoundError,
     RateLimitError,
 )
 from ziggeo_async.testing import FakeZiggeo
@@ -77,6 +78,7 @@ CALLS: dict[str, Call] = {
     "get": lambda client, seeded: client.authtokens.get(seeded),
     "update": lambda client, seeded: client.authtokens.update(seeded, session_limit=9),
     "delete": lambda client, seeded: client.authtokens.delete(seeded),
+    "delete missing": lambda client, seeded: client.authtokens.delete("no-such-token"),
 }
 
 
@@ -106,6 +108,18 @@ SCENARIOS = [
         "delete",
         lambda fake: fake.drop_next(when="after"),
         Expected(None, attempts=2, delays=(B1,)),
+    ),
+    FakeScenario(
+        "drop before effect: delete of a missing token retried, 404 is not found",
+        "delete missing",
+        lambda fake: fake.drop_next(when="before"),
+        Expected(NotFoundError, attempts=2, delays=(B1,)),
+    ),
+    FakeScenario(
+        "503 then 404: delete of a missing token is not found",
+        "delete missing",
+        lambda fake: fake.fail_next(status=503),
+        Expected(NotFoundError, attempts=2, delays=(B1,)),
     ),
     FakeScenario(
         "drop after effect: update retried, applied",
@@ -184,6 +198,10 @@ def _check_against_the_fake(
         assert len(tokens) == 1 + created
         return
     assert created == 0
+    if operation == "delete missing":
+        assert seeded in tokens
+        assert not effects
+        return
     if operation == "delete":
         LEDGER.duplicated += max(0, effects[("DELETE", False)] - 1)
         assert effects[("DELETE", False)] <= 1

@@ -14,11 +14,17 @@ from hypothesis import strategies as st
 
 from tests.hostile._profiles import HOSTILE
 from ziggeo_async import AsyncZiggeo, ValidationError
-from ziggeo_async._arguments import encode_form, normalize_arguments
+from ziggeo_async._arguments import (
+    MAX_SECONDS,
+    MAX_SESSION_LIMIT,
+    encode_form,
+    normalize_arguments,
+)
 
 pytestmark = pytest.mark.anyio
 
-COUNTS = st.integers(min_value=0, max_value=2**63)
+SECONDS = st.integers(min_value=0, max_value=MAX_SECONDS)
+SESSION_LIMITS = st.integers(min_value=0, max_value=MAX_SESSION_LIMIT)
 RESOURCES = st.lists(st.text(st.characters(codec="utf-8"), min_size=1, max_size=12), max_size=4)
 GRANT = st.fixed_dictionaries(
     {},
@@ -31,7 +37,7 @@ ARGUMENTS = st.fixed_dictionaries(
         "volatile": st.booleans(),
         "hidden": st.booleans(),
         "expiration_date": st.one_of(
-            COUNTS,
+            SECONDS,
             st.datetimes(
                 min_value=datetime(1970, 1, 2),  # noqa: DTZ001 - bounds are naive by API
                 max_value=datetime(9999, 1, 1),  # noqa: DTZ001
@@ -39,9 +45,9 @@ ARGUMENTS = st.fixed_dictionaries(
             ),
         ),
         "usage_expiration_time": st.one_of(
-            COUNTS, st.timedeltas(min_value=timedelta(0), max_value=timedelta(days=10**6))
+            SECONDS, st.timedeltas(min_value=timedelta(0), max_value=timedelta(days=10**6))
         ),
-        "session_limit": COUNTS,
+        "session_limit": SESSION_LIMITS,
         "grants": GRANTS,
     },
 )
@@ -93,6 +99,8 @@ ANYTHING = st.one_of(
     st.none(),
     st.booleans(),
     st.integers(),
+    st.integers(min_value=2**31 - 2, max_value=2**41),  # around the bounds
+    st.integers(min_value=10**4300, max_value=10**5000),  # beyond str()'s digit limit
     st.floats(),
     st.text(max_size=5),
     st.binary(max_size=5),
@@ -134,3 +142,16 @@ async def test_any_argument_is_accepted_and_round_trips_or_is_refused_by_name(
     # `timeout` is the call's own keyword, not a token argument: it is never sent.
     sent = {name: value for name, value in arguments.items() if name != "timeout"}
     assert _decode_form(bodies[0].decode("ascii")) == normalize_arguments(sent)
+
+
+@HOSTILE
+@given(
+    name=st.sampled_from(["expiration_date", "usage_expiration_time", "session_limit"]),
+    excess=st.integers(min_value=1, max_value=10**5000),
+)
+def test_counts_beyond_what_the_api_can_mean_are_refused_by_name(name: str, excess: int) -> None:
+    bound = MAX_SESSION_LIMIT if name == "session_limit" else MAX_SECONDS
+    with pytest.raises(ValidationError) as caught:
+        normalize_arguments({name: bound + excess})
+    assert caught.value.argument == name
+    assert normalize_arguments({name: bound}) == {name: bound}

@@ -13,7 +13,11 @@ from .._tokens import ClientTokenCipher
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
-__all__ = ["Auth"]
+__all__ = ["MAX_TOKENS_AT_ONCE", "Auth"]
+
+#: The most tokens one ``generate_many`` call makes (about 200 MB of strings); call it
+#: again for more. Beyond it the randomness alone would not fit (``OverflowError``).
+MAX_TOKENS_AT_ONCE = 1_000_000
 
 
 class Auth:
@@ -64,8 +68,8 @@ class Auth:
         """
         cipher = self._require_cipher()
         if isinstance(count_or_items, int) and not isinstance(count_or_items, bool):
-            if count_or_items < 0:
-                raise ValidationError("count", f"must not be negative, got {count_or_items}")
+            if not 0 <= count_or_items <= MAX_TOKENS_AT_ONCE:
+                raise ValidationError("count", f"must be from 0 to {MAX_TOKENS_AT_ONCE}")
             head = cipher.payload_head(normalize_arguments(arguments))
             return cipher.generate_many(itertools.repeat(head, count_or_items), count_or_items)
         if arguments:
@@ -84,10 +88,11 @@ class Auth:
         return cipher.generate_many(heads, len(heads))
 
     def decode(self, token: str) -> dict[str, Any]:
-        """The JSON payload of a client auth token made with this client's key.
+        """The JSON payload of a client auth token made with this client's key and app token.
 
-        For inspection and tests; raises ``ValidationError`` if the token is
-        malformed or was made with another key.
+        For inspection and tests. Anything else raises ``ValidationError`` with one
+        message, whatever was wrong (format, padding, JSON, key, application), so the
+        error reveals nothing about the token.
         """
         return self._require_cipher().decode(token)
 

@@ -92,7 +92,9 @@ class AsyncAuthTokens:
     ) -> None:
         """Delete an auth token.
 
-        A 404 after a retried attempt counts as done: the earlier attempt deleted it.
+        A 404 on a retry counts as done only if an earlier attempt may have deleted
+        it; after attempts that surely did nothing (connect failure, 429, 503) it
+        raises ``NotFoundError``.
         """
         segment = path_segment("token_or_key", token_or_key)
         await self._pipeline.send(Operation.DELETE, segment, timeout=timeout, deadline=deadline)
@@ -124,8 +126,10 @@ class AsyncAuthTokens:
 
         async def create_item(index: int, item: Mapping[str, Any]) -> AuthToken:
             if not isinstance(item, Mapping):
+                # The type, not a repr: repr() of an item nested without end recurses.
                 raise ValidationError(
-                    f"items[{index}]", f"expected a mapping of create arguments, got {item!r:.40}"
+                    f"items[{index}]",
+                    f"expected a mapping of create arguments, got {type(item).__name__}",
                 )
             return await self._create(item, timeout, deadline)
 
