@@ -24,11 +24,20 @@ from typing import Any
 import httpx
 
 from ziggeo_async import AsyncZiggeo
+from ziggeo_async.cli import _journal
 from ziggeo_async.cli._batch import BatchJob
 from ziggeo_async.cli._journal import job_header, locked_journal
 from ziggeo_async.testing import FakeZiggeo
 
 CONCURRENCY = 32
+_syncs: list[float] = []  # seconds spent in each sync, over all synced rounds
+_sync = _journal._sync_to_disk  # noqa: SLF001 - this package's own module, timed not changed
+
+
+def _timed_sync(fd: int) -> None:
+    started = time.perf_counter()
+    _sync(fd)
+    _syncs.append(time.perf_counter() - started)
 
 
 async def one_run(source: Path, out: Path, *, durable: bool) -> float:
@@ -65,6 +74,7 @@ async def one_run(source: Path, out: Path, *, durable: bool) -> float:
 def main() -> None:
     count = int(sys.argv[1]) if len(sys.argv) > 1 else 5000
     rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 5
+    _journal._sync_to_disk = _timed_sync  # noqa: SLF001 - counted and timed, not changed
     seconds: dict[bool, list[float]] = {True: [], False: []}
     with tempfile.TemporaryDirectory(dir=Path.cwd()) as folder:  # the disk, not a tmpfs
         source = Path(folder) / "in.jsonl"
@@ -84,6 +94,11 @@ def main() -> None:
             f"flushed only {flushed:.3f} s ({count / flushed:,.0f}/s), "
             f"cost {100 * (synced / flushed - 1):+.1f} %"
         )
+    per_round = sum(_syncs) / rounds
+    print(
+        f"syncs: {len(_syncs) / rounds:,.0f} a round, {1000 * statistics.median(_syncs):.2f} ms "
+        f"each (median), {per_round:.3f} s a round in all"
+    )
 
 
 if __name__ == "__main__":
