@@ -603,3 +603,28 @@ def test_grants_that_are_no_object_are_bad_usage(
     code, _, err = run(capsys, "auth", "generate", "--fake", "--grants", grants)
     assert code == 2
     assert "--grants" in one_error_line(err) or "grants" in one_error_line(err)
+
+
+@pytest.mark.filterwarnings("default::ziggeo_async.WeakEncryptionKeyWarning")
+def test_a_weak_encryption_key_is_one_warning_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("ZIGGEO_APP_TOKEN", "my-app")
+    monkeypatch.setenv("ZIGGEO_ENCRYPTION_KEY", "short")
+    code, out, err = run(capsys, "auth", "generate", "--session-limit", "1")
+    assert code == 0
+    assert json.loads(out)["token"]
+    assert err.startswith("ziggeo-async: warning: encryption_key has 5 characters")
+    assert err.count("\n") == 1
+
+
+def test_an_encryption_key_without_utf8_form_is_bad_usage(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("ZIGGEO_APP_TOKEN", "my-app")
+    monkeypatch.setenv("ZIGGEO_ENCRYPTION_KEY", "secret-key-0123456789\udcff")
+    code, _, err = run(capsys, "auth", "generate", "--session-limit", "1")
+    assert code == 2
+    line = one_error_line(err)
+    assert "encryption_key" in line
+    assert "secret-key" not in line

@@ -10,16 +10,16 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
 import sys
 import traceback
+import warnings
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any, Final, NoReturn
 
 import httpx
 
-from .._client import AsyncZiggeo
+from .._client import AsyncZiggeo, _check_credential, check_encryption_key
 from .._errors import ConfigurationError, ValidationError, ZiggeoError
 from .._tokens import ClientTokenCipher
 from .._version import __version__
@@ -128,6 +128,9 @@ def open_auth(args: argparse.Namespace, needed: tuple[Credential, ...]) -> Auth:
         assert settings.encryption_key is not None
         # decode reads nothing the app token decides: it may be unset for it.
         app_token, encryption_key = settings.app_token or "", settings.encryption_key
+    if app_token:
+        _check_credential("app_token", app_token)
+    check_encryption_key(encryption_key)
     return Auth(ClientTokenCipher(app_token, encryption_key))
 
 
@@ -283,17 +286,10 @@ async def _demo(args: argparse.Namespace) -> int:
 async def _fake_serve(args: argparse.Namespace) -> int:
     if args.host not in _LOOPBACK_HOSTS:
         raise UsageError("--host: the fake serves on loopback only (127.0.0.1, ::1, localhost)")
-    environ = os.environ
-    credentials = {
-        name: environ[variable]
-        for name, variable in (
-            ("app_token", "ZIGGEO_APP_TOKEN"),
-            ("private_key", "ZIGGEO_PRIVATE_KEY"),
-            ("encryption_key", "ZIGGEO_ENCRYPTION_KEY"),
-        )
-        if environ.get(variable)
+    given: dict[str, Any] = {
+        str(name): value for name, value in settings_from_env().given().items()
     }
-    fake = FakeZiggeo(**credentials, inspect=args.inspect)
+    fake = FakeZiggeo(**given, inspect=args.inspect)
     fake.latency = args.latency
 
     def announce(url: str) -> None:
@@ -535,7 +531,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         request_log.addHandler(log_handler)
         request_log.setLevel(logging.DEBUG)
     try:
-        return asyncio.run(handler(args))
+        with warnings.catch_warnings():  # and with it, the caller's showwarning comes back
+            warnings.showwarning = _show_warning
+            return asyncio.run(handler(args))
     except KeyboardInterrupt:
         _say("interrupted")
         return _INTERRUPTED
@@ -547,6 +545,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(args, error, EXIT_FAILED, prefix=f"unexpected {type(error).__name__}: ")
     finally:
         request_log.removeHandler(log_handler)
+
+
+def _show_warning(message: Warning | str, *_where: object, **_also: object) -> None:
+    """``warnings.showwarning`` for the command (its other arguments locate the source)."""
+    # One line, like every other message: a user of the command has no source line to see.
+    _say(f"warning: {' '.join(str(message).split())}")
 
 
 def _fail(args: argparse.Namespace, error: BaseException, code: int, prefix: str = "") -> int:
