@@ -832,12 +832,31 @@ def test_a_second_ctrl_c_stops_at_once(tmp_path: Path, subprocess_env: dict[str,
         assert f"line {line}: outcome unknown" in err
 
 
+def test_the_wait_after_a_ctrl_c_is_bounded(tmp_path: Path, subprocess_env: dict[str, str]) -> None:
+    concurrency = 3
+    source = write_lines(tmp_path / "in.jsonl", *creates(20))
+    out = tmp_path / "out.jsonl"
+    with fake_serve(subprocess_env, "--latency", "60") as url:  # no answer comes in time
+        env = batch_env(subprocess_env, url)
+        command = batch_command(
+            "create", source, out, "--concurrency", str(concurrency), "--grace", "0.5"
+        )
+        with subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True) as job:
+            wait_until(lambda: len(started_lines(out)) == concurrency, "requests in flight")
+            job.send_signal(signal.SIGINT)
+            _, err = job.communicate(timeout=30)
+        assert job.returncode == 130, err
+    assert "waiting up to 0.5 s" in err
+    assert "did not all answer within 0.5 s" in err
+    assert states(out) == dict.fromkeys(range(1, concurrency + 1), "unknown")
+
+
 def test_a_power_cut_right_after_a_started_line(
     tmp_path: Path, subprocess_env: dict[str, str]
 ) -> None:
     source = write_lines(tmp_path / "in.jsonl", *creates(2))
     out = tmp_path / "out.jsonl"
-    with fake_serve(subprocess_env, "--latency", "1") as url:
+    with fake_serve(subprocess_env, "--latency", "1.5") as url:
         env = batch_env(subprocess_env, url)
         command = batch_command("create", source, out, "--concurrency", "1")
         with subprocess.Popen(command, env=env, stderr=subprocess.DEVNULL) as first:

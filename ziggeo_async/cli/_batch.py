@@ -148,6 +148,7 @@ class BatchJob:
         self.durable = durable
         self.succeeded = self.failed = self.unknown = self.skipped = 0
         self.interrupted = False
+        self._stopped_at_once = False
         self._header: dict[str, Any] = {}
         self._lines: dict[int, LineRecord] = {}
         self._new_journal = True
@@ -349,6 +350,7 @@ class BatchJob:
                 f"{len(self._in_flight)} requests in flight (Ctrl-C again to stop now)"
             )
         else:
+            self._stopped_at_once = True
             self._stop.cancel()
             self._say("interrupted again: stopping now")
 
@@ -408,6 +410,8 @@ class BatchJob:
             ) as results:
                 async for result in results:
                     self._record(result)
+        if self._stop.cancelled_caught and not self._stopped_at_once:
+            self._say(f"the requests in flight did not all answer within {self.grace:g} s")
         self._record_cut_short()
         self._progress.finish()
         if not await self._journal.commit():
