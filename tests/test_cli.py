@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
+from ziggeo_async._tokens import ClientTokenCipher
 from ziggeo_async.cli import _main, main
 from ziggeo_async.testing import FakeZiggeo
 
@@ -35,6 +36,7 @@ def no_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
         "ZIGGEO_PRIVATE_KEY",
         "ZIGGEO_ENCRYPTION_KEY",
         "ZIGGEO_BASE_URL",
+        "ZIGGEO_FAKE",
     ):
         monkeypatch.delenv(name, raising=False)
 
@@ -58,7 +60,7 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
 
 
 def one_error_line(err: str) -> str:
-    lines = [line for line in err.splitlines() if "embedded FakeZiggeo" not in line]
+    lines = [line for line in err.splitlines() if "using an embedded FakeZiggeo" not in line]
     assert len(lines) == 1, err
     assert "Traceback" not in err
     return lines[0]
@@ -127,14 +129,6 @@ def test_debug_shows_the_traceback(served: FakeZiggeo, capsys: pytest.CaptureFix
     assert "ziggeo-async: DELETE /v1/authtokens/…oken -> 404 (attempt 1, " in err
 
 
-def test_embedded_fake_is_announced(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = run(capsys, "authtokens", "create", "--session-limit", "1")
-    assert code == 0
-    assert json.loads(out)["session_limit"] == 1
-    assert err.count("\n") == 1
-    assert "embedded FakeZiggeo" in err
-
-
 def test_half_the_credentials_is_bad_usage(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -153,11 +147,11 @@ def test_half_the_credentials_is_bad_usage(
         (["authtokens", "create", "--session-limit", "-1"], "--session-limit"),
         (["authtokens", "create", "--grants", "{nope"], "--grants"),
         (["authtokens", "create", "--grants", "[]"], "--grants"),
-        (["authtokens", "create", "--grants", '{"write": {}}'], "grants.write"),
+        (["authtokens", "create", "--fake", "--grants", '{"write": {}}'], "grants.write"),
         (["authtokens", "create", "--colour", "red"], "--colour"),
-        (["authtokens", "get", "."], "token"),
-        (["authtokens", "update", "abc"], "at least one argument"),
-        (["auth", "decode", "not-a-token"], "token"),
+        (["authtokens", "get", "--fake", "."], "token"),
+        (["authtokens", "update", "--fake", "abc"], "at least one argument"),
+        (["auth", "decode", "--fake", "not-a-token"], "token"),
         (["batch", "create", "missing.jsonl", "--out", "r.jsonl"], "no such file"),
         (["batch", "create", "in.jsonl", "--out", "r.jsonl", "--concurrency", "0"], "concurrency"),
         (
@@ -224,7 +218,7 @@ def test_generate_without_encryption_key_is_bad_usage(
     monkeypatch.delenv("ZIGGEO_ENCRYPTION_KEY")
     code, _, err = run(capsys, "auth", "generate", "--session-limit", "1")
     assert code == 2
-    assert "encryption key" in one_error_line(err)
+    assert "not set: ZIGGEO_ENCRYPTION_KEY" in one_error_line(err)
 
 
 def test_demo_runs_a_full_round(capsys: pytest.CaptureFixture[str]) -> None:
@@ -420,3 +414,227 @@ def test_examples_tour_runs(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     assert "delete  -> gone: 404" in out
     assert out.rstrip().endswith("FakeZiggeo saw 5 requests and holds 0 tokens.")
+
+
+# -- credentials: no silent fake, least privilege (issue 14, items 1 and 2) -------------
+
+NEEDS_API = ("ZIGGEO_APP_TOKEN", "ZIGGEO_PRIVATE_KEY")
+
+
+@pytest.mark.parametrize(
+    ("argv", "missing"),
+    [
+        (["authtokens", "create", "--session-limit", "1"], NEEDS_API),
+        (["authtokens", "get", "abc"], NEEDS_API),
+        (["authtokens", "update", "abc", "--session-limit", "2"], NEEDS_API),
+        (["authtokens", "delete", "abc"], NEEDS_API),
+        (
+            ["auth", "generate", "--session-limit", "1"],
+            ("ZIGGEO_APP_TOKEN", "ZIGGEO_ENCRYPTION_KEY"),
+        ),
+        (["auth", "decode", "0123456789abcdef" + "00" * 16], ("ZIGGEO_ENCRYPTION_KEY",)),
+        (["batch", "create", "IN", "--out", "OUT"], NEEDS_API),
+        (["batch", "delete", "IN", "--out", "OUT"], NEEDS_API),
+    ],
+)
+def test_without_credentials_every_command_is_exit_2_naming_what_is_missing(
+    argv: list[str],
+    missing: tuple[str, ...],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    source = tmp_path / "in.jsonl"
+    source.write_text('{"session_limit": 1}\n', "utf-8")
+    argv = [{"IN": str(source), "OUT": str(tmp_path / "out.jsonl")}.get(arg, arg) for arg in argv]
+    code, out, err = run(capsys, *argv)
+    assert (code, out) == (2, "")
+    line = one_error_line(err)
+    for name in missing:
+        assert name in line
+    assert "--fake" in line
+    assert not (tmp_path / "out.jsonl").exists()
+
+
+def test_a_private_key_alone_names_the_app_token(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("ZIGGEO_PRIVATE_KEY", "a-private-key")
+    code, _, err = run(capsys, "authtokens", "delete", "abc")
+    assert code == 2
+    line = one_error_line(err)
+    assert "ZIGGEO_APP_TOKEN" in line
+    assert "not set: ZIGGEO_APP_TOKEN" in line
+
+
+@pytest.mark.parametrize("opt_in", ["flag", "environment"])
+def test_the_embedded_fake_is_opt_in_and_announced(
+    opt_in: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["authtokens", "create", "--session-limit", "1"]
+    if opt_in == "flag":
+        argv.append("--fake")
+    else:
+        monkeypatch.setenv("ZIGGEO_FAKE", "1")
+    code, out, err = run(capsys, *argv)
+    assert code == 0
+    assert json.loads(out)["session_limit"] == 1
+    assert err.count("\n") == 1
+    assert "embedded FakeZiggeo" in err
+
+
+def test_an_unreadable_ziggeo_fake_is_bad_usage(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("ZIGGEO_FAKE", "maybe")
+    code, _, err = run(capsys, "authtokens", "get", "abc")
+    assert code == 2
+    assert "ZIGGEO_FAKE" in one_error_line(err)
+
+
+def test_generate_and_decode_need_no_private_key(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("ZIGGEO_APP_TOKEN", "my-app")
+    monkeypatch.setenv("ZIGGEO_ENCRYPTION_KEY", "my-encryption-key-0123")
+    code, out, err = run(capsys, "auth", "generate", "--session-limit", "4")
+    assert (code, err) == (0, "")
+    token = json.loads(out)["token"]
+    payload = ClientTokenCipher("my-app", "my-encryption-key-0123").decode(token)
+    assert payload["application_token"] == "my-app"
+    assert payload["session_limit"] == 4
+    code, out, err = run(capsys, "auth", "decode", token)
+    assert (code, err) == (0, "")
+    assert json.loads(out) == payload
+    # decode checks that the token names this application: it needs the app token.
+    monkeypatch.delenv("ZIGGEO_APP_TOKEN")
+    code, _, err = run(capsys, "auth", "decode", token)
+    assert code == 2
+    assert "ZIGGEO_APP_TOKEN" in one_error_line(err)
+
+
+def test_a_given_key_is_never_replaced_by_the_fakes(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("ZIGGEO_ENCRYPTION_KEY", "my-encryption-key-0123")
+    code, _, err = run(capsys, "auth", "generate", "--session-limit", "1")
+    assert code == 2  # the key alone is not enough, and the fake's app token is not used
+    assert "ZIGGEO_APP_TOKEN" in one_error_line(err)
+    code, out, err = run(capsys, "auth", "generate", "--session-limit", "1", "--fake")
+    assert code == 0
+    assert "embedded FakeZiggeo" in err
+    token = json.loads(out)["token"]
+    # Made with the user's key (and the fake's app token, since none was given).
+    fake_app = FakeZiggeo().app_token
+    payload = ClientTokenCipher(fake_app, "my-encryption-key-0123").decode(token)
+    assert payload["application_token"] == fake_app
+    with pytest.raises(ValueError, match="not a client auth token"):
+        ClientTokenCipher(fake_app, FakeZiggeo().encryption_key).decode(token)
+
+
+def test_subprocess_without_credentials_refuses_and_fake_opts_in(
+    subprocess_env: dict[str, str],
+) -> None:
+    refused = cli(subprocess_env, "authtokens", "delete", "some-token")
+    assert (refused.returncode, refused.stdout) == (2, "")
+    assert refused.stderr.count("\n") == 1
+    assert "ZIGGEO_APP_TOKEN" in refused.stderr
+    assert "ZIGGEO_PRIVATE_KEY" in refused.stderr
+    faked = cli(
+        subprocess_env, "authtokens", "create", "--session-limit", "2", env={"ZIGGEO_FAKE": "1"}
+    )
+    assert faked.returncode == 0, faked.stderr
+    assert json.loads(faked.stdout)["session_limit"] == 2
+    assert "embedded FakeZiggeo" in faked.stderr
+    generated = cli(
+        subprocess_env,
+        "auth",
+        "generate",
+        "--session-limit",
+        "1",
+        env={"ZIGGEO_APP_TOKEN": "my-app", "ZIGGEO_ENCRYPTION_KEY": "my-encryption-key-0123"},
+    )
+    assert (generated.returncode, generated.stderr) == (0, "")
+    token = json.loads(generated.stdout)["token"]
+    assert ClientTokenCipher("my-app", "my-encryption-key-0123").decode(token)["session_limit"] == 1
+
+
+# -- help, --grants (issue 14, item 7) ---------------------------------------------------
+
+
+def test_demo_help_has_a_description(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo", "--help"]) == 0
+    text = capsys.readouterr().out
+    assert "embedded FakeZiggeo" in text.split("options:")[0]
+
+
+@pytest.mark.parametrize(
+    ("argv", "shown"),
+    [
+        (["batch", "create", "--help"], ["(default: 32)", "(default: 5)"]),
+        (["batch", "delete", "--help"], ["(default: 32)"]),
+        (["fake", "serve", "--help"], ["(default: 127.0.0.1)", "(default: 0)", "(default: 0.0)"]),
+    ],
+)
+def test_help_shows_defaults(
+    argv: list[str], shown: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(argv) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    for default in shown:
+        assert default in text
+    assert "(default: None)" not in text
+    assert "(default: False)" not in text
+
+
+@pytest.mark.parametrize(
+    "grants",
+    [
+        '{"read": "all"}',
+        '"{\\"read\\": \\"all\\"}"',
+        '{"read": {"all": true}}',
+    ],
+    ids=["shorthand", "json-string", "object"],
+)
+def test_grants_take_what_legacy_takes(
+    grants: str, served: FakeZiggeo, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run(capsys, "authtokens", "create", "--grants", grants)
+    assert (code, err) == (0, "")
+    assert served.tokens[json.loads(out)["token"]]["grants"] == {"read": {"all": True}}
+    code, out, _ = run(capsys, "auth", "generate", "--grants", grants)
+    assert code == 0
+    assert served.verify_client_token(json.loads(out)["token"])["grants"] == {"read": {"all": True}}
+
+
+@pytest.mark.parametrize("grants", ['"not json"', '"[1]"', "[]", "3"])
+def test_grants_that_are_no_object_are_bad_usage(
+    grants: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = run(capsys, "auth", "generate", "--fake", "--grants", grants)
+    assert code == 2
+    assert "--grants" in one_error_line(err) or "grants" in one_error_line(err)
+
+
+@pytest.mark.filterwarnings("default::ziggeo_async.WeakEncryptionKeyWarning")
+def test_a_weak_encryption_key_is_one_warning_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("ZIGGEO_APP_TOKEN", "my-app")
+    monkeypatch.setenv("ZIGGEO_ENCRYPTION_KEY", "short")
+    code, out, err = run(capsys, "auth", "generate", "--session-limit", "1")
+    assert code == 0
+    assert json.loads(out)["token"]
+    assert err.startswith("ziggeo-async: warning: encryption_key has 5 characters")
+    assert err.count("\n") == 1
+
+
+def test_an_encryption_key_without_utf8_form_is_bad_usage(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("ZIGGEO_APP_TOKEN", "my-app")
+    monkeypatch.setenv("ZIGGEO_ENCRYPTION_KEY", "secret-key-0123456789\udcff")
+    code, _, err = run(capsys, "auth", "generate", "--session-limit", "1")
+    assert code == 2
+    line = one_error_line(err)
+    assert "encryption_key" in line
+    assert "secret-key" not in line

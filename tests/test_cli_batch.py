@@ -3,19 +3,28 @@
 from __future__ import annotations
 
 import collections
+import contextlib
+import fcntl
+import hashlib
 import io
 import json
+import os
+import pty
 import signal
+import struct
 import subprocess
 import sys
+import termios
 import time
+import urllib.parse
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from ziggeo_async.cli import main
+from ziggeo_async.cli import _main, main
 from ziggeo_async.cli._batch import parse_item, read_journal
 from ziggeo_async.cli._progress import Progress
 from ziggeo_async.testing import FakeZiggeo
@@ -31,7 +40,16 @@ def served(served_fake: tuple[FakeZiggeo, str], monkeypatch: pytest.MonkeyPatch)
 
 
 def journal(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text("utf-8").splitlines()]
+    """The journal's per-line entries (not the job header, the run entries or a torn line)."""
+    entries = []
+    for text in path.read_text("utf-8").splitlines():
+        with contextlib.suppress(ValueError):
+            entries.append(json.loads(text))
+    return [entry for entry in entries if "line" in entry]
+
+
+def states(path: Path) -> dict[int, str]:
+    return {number: record.state for number, record in read_journal(path).lines.items()}
 
 
 def write_lines(path: Path, *lines: str) -> Path:
@@ -84,15 +102,20 @@ def test_rerun_sends_nothing_already_done(
 def test_started_without_result_is_unknown_and_not_sent_again(
     served: FakeZiggeo, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    source = write_lines(tmp_path / "in.jsonl", *creates(3))
-    out = write_lines(
-        tmp_path / "out.jsonl",
-        '{"line": 1, "event": "started"}',
-        '{"line": 1, "event": "result", "ok": true}',
-        '{"line": 2, "event": "started"}',
-    )
-    with out.open("a", encoding="utf-8") as torn:
-        torn.write('{"line": 3, "ev')  # a write cut short by a kill
+    lines = creates(3)
+    source = write_lines(tmp_path / "in.jsonl", *lines)
+    out = tmp_path / "out.jsonl"
+    assert batch("create", write_lines(tmp_path / "empty.jsonl"), out, "--quiet") == 0
+    header_and_run = out.read_text("utf-8")
+    with out.open("a", encoding="utf-8") as killed:  # as a run killed part-way leaves it
+        for entry in (
+            {"line": 1, "event": "started", "input_sha256": digest(lines[0])},
+            {"line": 1, "event": "result", "ok": True, "input_sha256": digest(lines[0])},
+            {"line": 2, "event": "started", "input_sha256": digest(lines[1])},
+        ):
+            killed.write(json.dumps(entry) + "\n")
+        killed.write('{"line": 3, "ev')  # a write cut short by a kill
+    capsys.readouterr()
     assert batch("create", source, out) == 1
     assert session_limits(served) == collections.Counter([3])
     err = capsys.readouterr().err
@@ -100,23 +123,22 @@ def test_started_without_result_is_unknown_and_not_sent_again(
     assert "1 ok, 0 failed, 1 outcome unknown, 1 already done" in err
     text = out.read_text("utf-8")
     assert '{"line": 3, "ev\n' in text  # the torn line was ended, not glued to the next entry
-    assert [entry["line"] for entry in map(json.loads, text.splitlines()[4:])] == [2, 3, 3]
+    assert [entry["event"] for entry in journal(out)][3:] == ["unknown", "started", "result"]
 
     # Reported again, not journaled twice, and still not sent.
     assert batch("create", source, out) == 1
-    assert [json.loads(line)["event"] for line in out.read_text("utf-8").splitlines()[4:]] == [
-        "unknown",
-        "started",
-        "result",
-    ]
+    assert [entry["event"] for entry in journal(out)][3:] == ["unknown", "started", "result"]
     assert "line 2: outcome unknown" in capsys.readouterr().err
     assert session_limits(served) == collections.Counter([3])
+    assert out.read_text("utf-8").startswith(header_and_run)
 
     # --retry-unknown sends it.
     assert batch("create", source, out, "--retry-unknown", "--quiet") == 0
     assert session_limits(served) == collections.Counter([2, 3])
-    assert capsys.readouterr().err == ""
-    assert read_journal(out) == {1: "result", 2: "result", 3: "result"}
+    assert capsys.readouterr().err == (
+        f"ziggeo-async: batch create: 1 ok, 0 failed, 0 outcome unknown, 2 already done -> {out}\n"
+    )
+    assert states(out) == {1: "done", 2: "done", 3: "done"}
 
 
 def test_create_broken_off_after_sending_is_unknown(
@@ -216,17 +238,29 @@ def test_parse_item_refuses(kind: Any, text: str, message: str) -> None:
 def test_read_journal_skips_what_it_cannot_read(tmp_path: Path) -> None:
     path = write_lines(
         tmp_path / "j.jsonl",
-        '{"line": 1, "event": "started"}',
-        '{"line": 1, "event": "result"}',
+        '{"event": "job", "operation": "create"}',
+        '{"line": 1, "event": "started", "input_sha256": "a"}',
+        '{"line": 1, "event": "result", "ok": true}',
         '{"line": 1, "event": "started"}',
         '{"line": "2", "event": "started"}',
         '{"line": 3, "event": "other"}',
         '{"line": 4}',
+        '{"line": 6, "event": "result"}',
         "[]",
-        '{"line": 5, "event": "unknown"}',
+        '{"line": 5, "event": "unknown", "input_sha256": "b"}',
+        '{"line": 7, "event": "result", "ok": false}',
+        '{"line": 7, "ev',
     )
-    assert read_journal(path) == {1: "result", 5: "unknown"}
-    assert read_journal(tmp_path / "absent.jsonl") == {}
+    contents = read_journal(path)
+    assert contents.header == {"event": "job", "operation": "create"}
+    assert {number: record.state for number, record in contents.lines.items()} == {
+        1: "done",
+        5: "unknown",
+        7: "failed",
+    }
+    assert contents.lines[5].input_sha256 == "b"
+    absent = read_journal(tmp_path / "absent.jsonl")
+    assert (absent.empty, absent.header, absent.lines) == (True, None, {})
 
 
 def test_progress_on_a_terminal_and_quiet(
@@ -240,26 +274,23 @@ def test_progress_on_a_terminal_and_quiet(
     assert batch("create", source, tmp_path / "a.jsonl") == 1
     err = capsys.readouterr().err
     assert "\rcreate [##############################] 11/11 100%" in err
-    assert "ETA 0:00:00\n" in err
+    assert "ETA 0:00:00\x1b[K\n" in err
     assert "\r\x1b[Kziggeo-async: line 11: not valid JSON; skipped\n" in err
-    assert batch("create", source, tmp_path / "b.jsonl", "--quiet") == 1
-    # Quiet hides the bar and the summary, not what went wrong.
-    assert capsys.readouterr().err == "ziggeo-async: line 11: not valid JSON; skipped\n"
-
-
-def test_an_unwritable_out_file_is_exit_1(
-    served: FakeZiggeo, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    source = write_lines(tmp_path / "in.jsonl", *creates(1))
-    assert batch("create", source, tmp_path / "no-such-dir" / "out.jsonl") == 1
-    assert "No such file or directory" in capsys.readouterr().err
-    assert served.requests == ()
+    out = tmp_path / "b.jsonl"
+    assert batch("create", source, out, "--quiet") == 1
+    # Quiet hides the bar, not what went wrong, nor the summary.
+    assert capsys.readouterr().err == (
+        "ziggeo-async: line 11: not valid JSON; skipped\n"
+        f"ziggeo-async: batch create: 10 ok, 1 failed, 0 outcome unknown, 0 already done -> {out}\n"
+    )
 
 
 def test_progress_line_rate_and_eta() -> None:
     now = [100.0]
     stream = io.StringIO()
-    progress = Progress(10, stream, enabled=True, label="x ", clock=lambda: now[0])
+    progress = Progress(
+        10, stream, enabled=True, label="x ", clock=lambda: now[0], columns=lambda: 200
+    )
     assert progress.line() == "x [..............................] 0/10   0% 0/s ETA ?:??:??"
     now[0] = 102.0
     progress.advance(4)
@@ -268,7 +299,7 @@ def test_progress_line_rate_and_eta() -> None:
     progress.advance()  # within a tenth of a second of the last draw: not redrawn
     assert stream.getvalue().count("\r") == 1
     progress.finish()
-    assert stream.getvalue().endswith("5/10  50% 2/s ETA 0:00:02\n")
+    assert stream.getvalue().endswith("5/10  50% 2/s ETA 0:00:02\x1b[K\n")
     silent = io.StringIO()
     quiet = Progress(10, silent, enabled=False)
     quiet.advance()
@@ -315,8 +346,8 @@ def test_killed_batch_resumes_with_nothing_lost_and_nothing_twice(
                     time.sleep(0.01)
                 first.send_signal(signal.SIGKILL)
             assert first.returncode == -signal.SIGKILL
-            after_kill = read_journal(out)
-            done_before = [line for line, state in after_kill.items() if state == "result"]
+            after_kill = states(out)
+            done_before = [line for line, state in after_kill.items() if state == "done"]
             in_flight = [line for line, state in after_kill.items() if state == "started"]
             assert lines // 4 <= len(done_before) < lines, "the kill must land mid-batch"
             assert in_flight, "some items must be in flight when the kill lands"
@@ -335,10 +366,10 @@ def test_killed_batch_resumes_with_nothing_lost_and_nothing_twice(
             server.send_signal(signal.SIGTERM)
             server.wait(timeout=20)
 
-    final = read_journal(out)
+    final = states(out)
     unknown = {line for line, state in final.items() if state == "unknown"}
     assert unknown == set(in_flight)
-    assert all(final[line] == "result" for line in range(1, lines + 1) if line not in unknown)
+    assert all(final[line] == "done" for line in range(1, lines + 1) if line not in unknown)
     per_line = collections.Counter(token["session_limit"] for token in stored.values())
     assert max(per_line.values()) == 1, "no input line may have two tokens"
     for line in range(1, lines + 1):
@@ -348,3 +379,498 @@ def test_killed_batch_resumes_with_nothing_lost_and_nothing_twice(
         int(entry["form"]["session_limit"]) for entry in received if entry["method"] == "POST"
     )
     assert max(creates_sent.values()) == 1
+
+
+# -- issue 14: a journal you can trust ---------------------------------------------------
+
+
+def digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+@pytest.fixture
+def embedded(monkeypatch: pytest.MonkeyPatch) -> FakeZiggeo:
+    """One FakeZiggeo behind every `--fake` run of the test, so it outlives a run."""
+    fake = FakeZiggeo()
+    monkeypatch.setattr(_main, "FakeZiggeo", lambda **_credentials: fake)
+    for name in ("ZIGGEO_APP_TOKEN", "ZIGGEO_PRIVATE_KEY", "ZIGGEO_ENCRYPTION_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    return fake
+
+
+def test_the_journal_names_its_job_and_each_lines_digest(
+    served: FakeZiggeo, served_fake: tuple[FakeZiggeo, str], tmp_path: Path
+) -> None:
+    lines = creates(3)
+    source = write_lines(tmp_path / "in.jsonl", *lines)
+    out = tmp_path / "out.jsonl"
+    assert batch("create", source, out, "--quiet") == 0
+    header = json.loads(out.read_text("utf-8").splitlines()[0])
+    assert header["event"] == "job"
+    assert header["operation"] == "create"
+    assert header["host"] == served_fake[1]
+    assert header["app_token"] == served.app_token
+    assert len(header["job_sha256"]) == 64
+    assert "private" not in json.dumps(header).lower()
+    for entry in journal(out):
+        assert entry["input_sha256"] == digest(lines[entry["line"] - 1])
+
+
+def test_a_resume_of_another_job_is_refused(
+    served: FakeZiggeo,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    source = write_lines(tmp_path / "in.jsonl", *creates(2))
+    out = tmp_path / "out.jsonl"
+    assert batch("create", source, out, "--quiet") == 0
+    before = out.read_bytes()
+    capsys.readouterr()
+    assert batch("delete", source, out) == 2
+    assert "batch create" in one_line(capsys.readouterr().err)
+    monkeypatch.setenv("ZIGGEO_APP_TOKEN", "another-app")
+    assert batch("create", source, out) == 2
+    assert "another-app" in one_line(capsys.readouterr().err)
+    monkeypatch.setenv("ZIGGEO_APP_TOKEN", served.app_token)
+    monkeypatch.setenv("ZIGGEO_BASE_URL", "https://elsewhere.invalid")
+    assert batch("create", source, out) == 2
+    assert "https://elsewhere.invalid" in one_line(capsys.readouterr().err)
+    assert out.read_bytes() == before
+    assert len(served.tokens) == 2
+
+
+def test_a_journal_without_a_job_header_is_refused(
+    served: FakeZiggeo, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = write_lines(tmp_path / "in.jsonl", *creates(1))
+    out = write_lines(tmp_path / "out.jsonl", '{"line": 1, "event": "started"}')
+    assert batch("create", source, out) == 2
+    assert "job" in one_line(capsys.readouterr().err)
+    assert served.requests == ()
+
+
+def test_a_changed_line_is_refused_but_a_failed_one_may_change(
+    served: FakeZiggeo, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lines = [*creates(3), "not json", json.dumps({"session_limit": 5})]
+    source = write_lines(tmp_path / "in.jsonl", *lines)
+    out = tmp_path / "out.jsonl"
+    assert batch("create", source, out, "--quiet") == 1
+    sent = len(served.requests)
+    capsys.readouterr()
+    write_lines(source, *lines[:1], '{"session_limit": 99}', *lines[1:])  # inserted as line 2
+    assert batch("create", source, out) == 2
+    line = one_line(capsys.readouterr().err)
+    assert "line 2" in line
+    assert "differs" in line
+    write_lines(source, *lines[:4])  # line 5 removed
+    assert batch("create", source, out) == 2
+    assert "line 5" in one_line(capsys.readouterr().err)
+    assert len(served.requests) == sent
+    write_lines(source, *lines[:3], '{"session_limit": 4}', lines[4])  # the bad line, fixed
+    assert batch("create", source, out) == 0
+    assert "1 ok, 0 failed, 0 outcome unknown, 4 already done" in capsys.readouterr().err
+    assert session_limits(served) == collections.Counter(range(1, 6))
+
+
+def test_failures_that_prove_nothing_was_created_run_again(
+    embedded: FakeZiggeo, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = write_lines(tmp_path / "in.jsonl", *creates(6))
+    out = tmp_path / "out.jsonl"
+    embedded.fail_next(1, status=400)  # line 1: refused, so nothing was created
+    embedded.drop_next(3, when="before")  # line 2: no connection, on every attempt
+    embedded.fail_next(1, status=500)  # line 3: may have been created
+    embedded.drop_next(1, when="after")  # line 4: created, answer lost
+    assert batch("create", source, out, "--fake", "--concurrency", "1") == 1
+    err = capsys.readouterr().err
+    assert "2 ok, 2 failed, 2 outcome unknown, 0 already done" in err
+    assert states(out) == {
+        1: "failed",
+        2: "failed",
+        3: "unknown",
+        4: "unknown",
+        5: "done",
+        6: "done",
+    }
+    assert session_limits(embedded) == collections.Counter([4, 5, 6])
+
+    assert batch("create", source, out, "--fake") == 1  # 1 and 2 again; 3 and 4 not
+    err = capsys.readouterr().err
+    assert "2 ok, 0 failed, 2 outcome unknown, 2 already done" in err
+    assert "line 3: outcome unknown" in err
+    assert "line 4: outcome unknown" in err
+    assert session_limits(embedded) == collections.Counter([1, 2, 4, 5, 6])
+
+    assert batch("create", source, out, "--fake", "--retry-unknown", "--quiet") == 0
+    assert session_limits(embedded) == collections.Counter({1: 1, 2: 1, 3: 1, 4: 2, 5: 1, 6: 1})
+    assert set(states(out).values()) == {"done"}
+
+
+def test_out_that_is_a_hard_link_to_the_input_is_refused(
+    served: FakeZiggeo, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = write_lines(tmp_path / "in.jsonl", *creates(2))
+    linked = tmp_path / "linked.jsonl"
+    os.link(source, linked)
+    assert batch("create", source, linked) == 2
+    assert "--out" in one_line(capsys.readouterr().err)
+    assert source.read_text("utf-8") == "".join(line + "\n" for line in creates(2))
+    assert served.requests == ()
+
+
+def test_out_in_a_missing_folder_is_bad_usage(
+    served: FakeZiggeo, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = write_lines(tmp_path / "in.jsonl", *creates(1))
+    assert batch("create", source, tmp_path / "no-such-dir" / "out.jsonl") == 2
+    line = one_line(capsys.readouterr().err)
+    assert "--out" in line
+    assert "no-such-dir" in line
+    assert served.requests == ()
+
+
+def test_a_byte_order_mark_is_accepted(
+    served: FakeZiggeo, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = tmp_path / "in.jsonl"
+    source.write_bytes(b"\xef\xbb\xbf" + "".join(line + "\n" for line in creates(2)).encode())
+    out = tmp_path / "out.jsonl"
+    assert batch("create", source, out) == 0
+    assert "2 ok, 0 failed" in capsys.readouterr().err
+    assert journal(out)[0]["input_sha256"] == digest(creates(1)[0])
+    assert session_limits(served) == collections.Counter([1, 2])
+
+
+def test_a_line_that_is_not_utf8_is_a_bad_line(
+    served: FakeZiggeo, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = tmp_path / "in.jsonl"
+    source.write_bytes(b'{"session_limit": 1}\n{"session_limit": "\xff"}\n{"session_limit": 3}\n')
+    assert batch("create", source, tmp_path / "out.jsonl") == 1
+    err = capsys.readouterr().err
+    assert "line 2: not valid UTF-8; skipped" in err
+    assert session_limits(served) == collections.Counter([1, 3])
+
+
+def test_quiet_hides_the_unknown_listing_not_the_summary(
+    served: FakeZiggeo, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = write_lines(tmp_path / "in.jsonl", *creates(3), "oops")
+    out = tmp_path / "out.jsonl"
+    served.fail_next(1, status=500)
+    assert batch("create", source, out, "--quiet", "--concurrency", "1") == 1
+    assert capsys.readouterr().err == (
+        "ziggeo-async: line 4: not valid JSON; skipped\n"
+        "ziggeo-async: batch create: 2 ok, 1 failed, 1 outcome unknown, 0 already done"
+        f" -> {out}\n"
+    )
+    write_lines(source, *creates(4))
+    assert batch("create", source, out, "--quiet") == 1
+    assert capsys.readouterr().err == (
+        f"ziggeo-async: batch create: 1 ok, 0 failed, 1 outcome unknown, 2 already done -> {out}\n"
+    )
+    assert batch("create", source, out) == 1
+    assert "line 1: outcome unknown" in capsys.readouterr().err
+
+
+def test_the_progress_bar_fits_a_narrow_terminal() -> None:
+    primary, secondary = pty.openpty()
+    fcntl.ioctl(secondary, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 30, 0, 0))
+    with open(secondary, "w", encoding="utf-8") as terminal:  # noqa: PTH123
+        progress = Progress(1000, terminal, enabled=True, label="create ")
+        progress.advance(10)
+        progress.finish()
+    drawn = os.read(primary, 4096).decode("utf-8").replace("\x1b[K", "")
+    os.close(primary)
+    for line in drawn.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
+        assert len(line) <= 29, drawn
+    assert "create [" in drawn
+
+
+def test_the_progress_bar_follows_columns(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "20")
+    stream = io.StringIO()
+    progress = Progress(10, stream, enabled=True, label="delete ")
+    progress.advance()
+    assert len(progress.line()) == 19
+    assert progress.line().startswith("delete [")
+
+
+def test_every_request_leaves_after_its_started_line_is_on_disk(
+    embedded: FakeZiggeo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lines = 160
+    source = write_lines(tmp_path / "in.jsonl", *creates(lines))
+    out = tmp_path / "out.jsonl"
+    synced_bytes = [0]
+    syncs = [0]
+    real_fsync, real_fdatasync = os.fsync, getattr(os, "fdatasync", os.fsync)
+
+    def recording(real: Any) -> Any:
+        def sync(fd: int) -> None:
+            size = os.fstat(fd).st_size  # what was written before the sync began
+            real(fd)
+            syncs[0] += 1
+            synced_bytes[0] = max(synced_bytes[0], size)
+
+        return sync
+
+    monkeypatch.setattr(os, "fsync", recording(real_fsync))
+    monkeypatch.setattr(os, "fdatasync", recording(real_fdatasync), raising=False)
+    early: list[int] = []
+    serve = embedded.serve
+
+    async def checking_serve(method: str, target: str, headers: Any, body: bytes) -> Any:
+        line = int(dict(urllib.parse.parse_qsl(body.decode()))["session_limit"])
+        with out.open("rb") as on_disk:
+            durable = on_disk.read(synced_bytes[0]).decode("utf-8")
+        if json.dumps({"line": line, "event": "started"})[:-1] not in durable:
+            early.append(line)
+        return await serve(method, target, headers, body)
+
+    monkeypatch.setattr(embedded, "serve", checking_serve)
+    assert batch("create", source, out, "--fake", "--concurrency", "16", "--quiet") == 0
+    assert len(embedded.tokens) == lines
+    assert early == []
+    # Workers share syncs: far fewer than one per line.
+    assert syncs[0] <= lines // 4
+
+
+# -- as subprocesses, against `fake serve` ---------------------------------------------------
+
+
+@contextlib.contextmanager
+def fake_serve(base: dict[str, str], *options: str) -> Iterator[str]:
+    """`ziggeo-async fake serve --inspect` in a child process; yields its URL once it listens."""
+    with subprocess.Popen(
+        [sys.executable, "-m", "ziggeo_async", "fake", "serve", "--inspect", *options],
+        env=base,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    ) as server:
+        try:
+            assert server.stdout is not None
+            url = server.stdout.readline().strip()  # printed once the socket listens
+            assert url.startswith("http://127.0.0.1:"), url
+            yield url
+        finally:
+            server.send_signal(signal.SIGTERM)
+            server.wait(timeout=20)
+
+
+def batch_env(base: dict[str, str], url: str) -> dict[str, str]:
+    fake = FakeZiggeo()
+    return {
+        **base,
+        "ZIGGEO_APP_TOKEN": fake.app_token,
+        "ZIGGEO_PRIVATE_KEY": fake.private_key,
+        "ZIGGEO_BASE_URL": url,
+    }
+
+
+def batch_command(kind: str, source: Path, out: Path, *extra: str) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "ziggeo_async",
+        "batch",
+        kind,
+        str(source),
+        "--out",
+        str(out),
+        *extra,
+    ]
+
+
+def run_batch(env: dict[str, str], *command: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=60, check=False)
+
+
+def received(url: str) -> list[dict[str, Any]]:
+    fake = FakeZiggeo()
+    with httpx.Client(base_url=url, auth=(fake.app_token, fake.private_key)) as client:
+        records: list[dict[str, Any]] = client.get("/_fake/requests").json()
+    return [record for record in records if record["method"] == "POST"]
+
+
+def started_lines(out: Path) -> set[int]:
+    """Line numbers with a `started` entry on disk (a torn last line is ignored)."""
+    numbers = set()
+    if out.exists():
+        for text in out.read_text("utf-8").splitlines():
+            with contextlib.suppress(ValueError):
+                entry = json.loads(text)
+                if entry.get("event") == "started":
+                    numbers.add(entry["line"])
+    return numbers
+
+
+def wait_until(condition: Any, what: str, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.01)
+
+
+def one_line(err: str) -> str:
+    lines = err.splitlines()
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+def test_two_processes_on_one_journal(tmp_path: Path, subprocess_env: dict[str, str]) -> None:
+    source = write_lines(tmp_path / "in.jsonl", *creates(3))
+    out = tmp_path / "out.jsonl"
+    with fake_serve(subprocess_env, "--latency", "30") as url:  # each create is held
+        env = batch_env(subprocess_env, url)
+        command = batch_command("create", source, out, "--concurrency", "1")
+        with subprocess.Popen(command, env=env, stderr=subprocess.DEVNULL) as first:
+            try:
+                wait_until(lambda: started_lines(out) == {1}, "the first run to send line 1")
+                second = run_batch(env, *command)
+                assert first.poll() is None  # the second did not wait for the first
+                assert second.returncode == 2
+                line = one_line(second.stderr)
+                assert str(first.pid) in line
+                assert "in use" in line
+            finally:
+                first.kill()
+        assert started_lines(out) == {1}
+        assert len(received(url)) <= 1
+
+
+def test_a_changed_input_line_is_refused(tmp_path: Path, subprocess_env: dict[str, str]) -> None:
+    lines = creates(4)
+    source = write_lines(tmp_path / "in.jsonl", *lines)
+    out = tmp_path / "out.jsonl"
+    with fake_serve(subprocess_env) as url:
+        env = batch_env(subprocess_env, url)
+        command = batch_command("create", source, out)
+        assert run_batch(env, *command).returncode == 0
+        write_lines(source, lines[0], lines[1], '{"session_limit": 3, "volatile": true}', lines[3])
+        refused = run_batch(env, *command)
+        assert refused.returncode == 2
+        assert "line 3" in one_line(refused.stderr)
+        write_lines(source, lines[0], '{"session_limit": 9}', *lines[1:])  # a line inserted
+        refused = run_batch(env, *command)
+        assert refused.returncode == 2
+        assert "line 2" in one_line(refused.stderr)
+        assert len(received(url)) == 4  # nothing sent by the refused runs
+
+
+def test_a_fixed_line_runs_again(tmp_path: Path, subprocess_env: dict[str, str]) -> None:
+    source = write_lines(
+        tmp_path / "in.jsonl",
+        '{"session_limit": 1}',
+        "{session_limit: 2}",
+        '{"session_limit": "3"}',
+    )
+    out = tmp_path / "out.jsonl"
+    with fake_serve(subprocess_env) as url:
+        env = batch_env(subprocess_env, url)
+        command = batch_command("create", source, out)
+        first = run_batch(env, *command)
+        assert first.returncode == 1
+        assert "1 ok, 2 failed" in first.stderr
+        write_lines(source, *creates(3))
+        second = run_batch(env, *command)
+        assert second.returncode == 0, second.stderr
+        assert "2 ok, 0 failed, 0 outcome unknown, 1 already done" in second.stderr
+        sent = collections.Counter(int(record["form"]["session_limit"]) for record in received(url))
+        assert sent == collections.Counter([1, 2, 3])
+
+
+def test_a_first_ctrl_c_lets_the_requests_in_flight_finish(
+    tmp_path: Path, subprocess_env: dict[str, str]
+) -> None:
+    lines, concurrency = 200, 8
+    source = write_lines(tmp_path / "in.jsonl", *creates(lines))
+    out = tmp_path / "out.jsonl"
+    with fake_serve(subprocess_env, "--latency", "0.5") as url:
+        env = batch_env(subprocess_env, url)
+        command = batch_command(
+            "create", source, out, "--concurrency", str(concurrency), "--grace", "30"
+        )
+        with subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True) as job:
+            wait_until(lambda: len(started_lines(out)) >= concurrency, "requests in flight")
+            job.send_signal(signal.SIGINT)
+            _, err = job.communicate(timeout=60)
+        assert job.returncode == 130, err
+        assert "waiting up to 30 s" in err
+        final = states(out)
+        assert "unknown" not in final.values()
+        assert "started" not in final.values()
+        assert concurrency <= len(final) < lines  # it stopped taking lines
+        assert set(final.values()) == {"done"}
+        sent = collections.Counter(int(record["form"]["session_limit"]) for record in received(url))
+        assert sent == collections.Counter(list(final))  # each request sent: answered, recorded
+
+
+def test_a_second_ctrl_c_stops_at_once(tmp_path: Path, subprocess_env: dict[str, str]) -> None:
+    concurrency = 4
+    source = write_lines(tmp_path / "in.jsonl", *creates(50))
+    out = tmp_path / "out.jsonl"
+    with fake_serve(subprocess_env, "--latency", "60") as url:  # no answer comes
+        env = batch_env(subprocess_env, url)
+        command = batch_command(
+            "create", source, out, "--concurrency", str(concurrency), "--grace", "60"
+        )
+        with subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True) as job:
+            assert job.stderr is not None
+            wait_until(lambda: len(started_lines(out)) == concurrency, "requests in flight")
+            job.send_signal(signal.SIGINT)
+            assert "waiting up to 60 s" in job.stderr.readline()
+            job.send_signal(signal.SIGINT)
+            _, err = job.communicate(timeout=20)
+        assert job.returncode == 130, err
+    final = states(out)
+    assert final == dict.fromkeys(range(1, concurrency + 1), "unknown")
+    for line in range(1, concurrency + 1):
+        assert f"line {line}: outcome unknown" in err
+
+
+def test_the_wait_after_a_ctrl_c_is_bounded(tmp_path: Path, subprocess_env: dict[str, str]) -> None:
+    concurrency = 3
+    source = write_lines(tmp_path / "in.jsonl", *creates(20))
+    out = tmp_path / "out.jsonl"
+    with fake_serve(subprocess_env, "--latency", "60") as url:  # no answer comes in time
+        env = batch_env(subprocess_env, url)
+        command = batch_command(
+            "create", source, out, "--concurrency", str(concurrency), "--grace", "0.5"
+        )
+        with subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True) as job:
+            wait_until(lambda: len(started_lines(out)) == concurrency, "requests in flight")
+            job.send_signal(signal.SIGINT)
+            _, err = job.communicate(timeout=30)
+        assert job.returncode == 130, err
+    assert "waiting up to 0.5 s" in err
+    assert "did not all answer within 0.5 s" in err
+    assert states(out) == dict.fromkeys(range(1, concurrency + 1), "unknown")
+
+
+def test_a_power_cut_right_after_a_started_line(
+    tmp_path: Path, subprocess_env: dict[str, str]
+) -> None:
+    source = write_lines(tmp_path / "in.jsonl", *creates(2))
+    out = tmp_path / "out.jsonl"
+    with fake_serve(subprocess_env, "--latency", "1.5") as url:
+        env = batch_env(subprocess_env, url)
+        command = batch_command("create", source, out, "--concurrency", "1")
+        with subprocess.Popen(command, env=env, stderr=subprocess.DEVNULL) as first:
+            wait_until(lambda: started_lines(out) == {1}, "line 1 to start")
+            first.send_signal(signal.SIGKILL)
+        assert states(out) == {1: "started"}
+        resumed = run_batch(env, *command)
+        assert resumed.returncode == 1  # line 1 is outcome unknown
+        assert "line 1: outcome unknown" in resumed.stderr
+        assert "1 ok, 0 failed, 1 outcome unknown" in resumed.stderr
+        assert [entry["event"] for entry in journal(out) if entry["line"] == 1] == [
+            "started",
+            "unknown",
+        ]  # not sent again: every send is journaled as started first
+        sent = collections.Counter(int(record["form"]["session_limit"]) for record in received(url))
+        assert sent[2] == 1
+        assert sent[1] <= 1

@@ -84,6 +84,22 @@ def _check_credential(name: str, value: object, *, may_hold_colon: bool = True) 
     return value
 
 
+def check_encryption_key(encryption_key: str, *, stacklevel: int = 1) -> str:
+    """``encryption_key`` checked as every client checks it (``ConfigurationError``), with a
+    ``WeakEncryptionKeyWarning`` if it is short; ``stacklevel`` as the caller's ``warn``'s."""
+    # "" is an unset environment variable, not a key: tokens made with it fail later.
+    _check_credential("encryption_key", encryption_key)
+    if len(encryption_key) < MIN_ENCRYPTION_KEY_CHARS:
+        warnings.warn(
+            f"encryption_key has {len(encryption_key)} characters; client auth tokens "
+            f"are only as strong as an unsalted MD5 of it, so use at least "
+            f"{MIN_ENCRYPTION_KEY_CHARS} random characters",
+            WeakEncryptionKeyWarning,
+            stacklevel=stacklevel + 1,
+        )
+    return encryption_key
+
+
 def _check_base_url(base_url: str) -> str:
     try:
         url = httpx2.URL(base_url)
@@ -186,16 +202,7 @@ class ClientConfig:
         _check_credential("app_token", app_token, may_hold_colon=False)
         _check_credential("private_key", private_key)
         if encryption_key is not None:
-            # "" is an unset environment variable, not a key: tokens made with it fail later.
-            _check_credential("encryption_key", encryption_key)
-            if len(encryption_key) < MIN_ENCRYPTION_KEY_CHARS:
-                warnings.warn(
-                    f"encryption_key has {len(encryption_key)} characters; client auth tokens "
-                    f"are only as strong as an unsalted MD5 of it, so use at least "
-                    f"{MIN_ENCRYPTION_KEY_CHARS} random characters",
-                    WeakEncryptionKeyWarning,
-                    stacklevel=3,
-                )
+            check_encryption_key(encryption_key, stacklevel=3)
         if on_retry is not None and not callable(on_retry):
             raise ConfigurationError("on_retry must be a callable taking a RetryEvent")
         if http_client is not None and not is_http_client(http_client):

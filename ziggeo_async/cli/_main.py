@@ -10,21 +10,25 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
 import sys
 import traceback
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Sequence
+import warnings
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any, Final, NoReturn
 
 import httpx2
 
-from .._batch import BatchRun
-from .._client import AsyncZiggeo
+from .._client import AsyncZiggeo, _check_credential, check_encryption_key
 from .._errors import ConfigurationError, ValidationError, ZiggeoError
+from .._tokens import ClientTokenCipher
 from .._version import __version__
+from ..legacy import official_grants
+from ..resources.auth import Auth
 from ..testing import FakeZiggeo
 from ..testing._server import serve_until_signalled
+from ._credentials import VARIABLES, Credential, Settings, settings_from_env
+from ._errors import UsageError
 
 __all__ = ["build_parser", "main"]
 
@@ -36,10 +40,6 @@ _INTERRUPTED: Final = 130
 _LOOPBACK_HOSTS: Final = frozenset(("127.0.0.1", "::1", "localhost"))
 
 Handler = Callable[[argparse.Namespace], Coroutine[Any, Any, int]]
-
-
-class UsageError(Exception):
-    """Bad usage found after parsing: exit 2 with the message."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -60,50 +60,89 @@ def _say(message: str) -> None:
 
 # -- credentials and the client --------------------------------------------------------
 
+_API: Final[tuple[Credential, ...]] = ("app_token", "private_key")
+
+
+def _command_name(args: argparse.Namespace) -> str:
+    return " ".join(
+        str(part) for part in (args.command, getattr(args, "operation", None) or args.kind)
+    )
+
+
+def _settings(args: argparse.Namespace, needed: tuple[Credential, ...]) -> tuple[Settings, bool]:
+    """The environment's settings and whether to use the embedded fake; ``UsageError``
+    naming the variables that are missing when no fake was asked for."""
+    settings = settings_from_env()
+    if args.fake or settings.fake:
+        how = "--fake" if args.fake else "ZIGGEO_FAKE=1"
+        _say(f"{how}: using an embedded FakeZiggeo (in memory, forgotten on exit)")
+        return settings, True
+    missing = settings.missing(needed)
+    if missing:
+        required = " and ".join(VARIABLES[name] for name in needed)
+        raise UsageError(
+            f"{_command_name(args)} needs {required} (not set: {', '.join(missing)}); "
+            f"set them, or pass --fake to try it on an embedded FakeZiggeo"
+        )
+    return settings, False
+
+
+def _fake_for(settings: Settings) -> FakeZiggeo:
+    # Credentials the user gave are the fake's too: a key given is never replaced.
+    given: dict[str, Any] = {str(name): value for name, value in settings.given().items()}
+    return FakeZiggeo(**given)
+
 
 @contextlib.asynccontextmanager
-async def open_client() -> AsyncIterator[AsyncZiggeo]:
-    """The client the environment asks for, or one on an embedded ``FakeZiggeo``."""
-    app_token = os.environ.get("ZIGGEO_APP_TOKEN", "")
-    private_key = os.environ.get("ZIGGEO_PRIVATE_KEY", "")
-    if app_token and private_key:
-        async with AsyncZiggeo(
-            app_token,
-            private_key,
-            os.environ.get("ZIGGEO_ENCRYPTION_KEY") or None,
-            base_url=os.environ.get("ZIGGEO_BASE_URL") or None,
-        ) as client:
-            yield client
+async def open_client(args: argparse.Namespace) -> AsyncIterator[tuple[AsyncZiggeo, str]]:
+    """The API client the environment (or ``--fake``) asks for, and the host it talks to."""
+    settings, use_fake = _settings(args, _API)
+    if not use_fake:
+        # The variables are checked above, with the command's own message.
+        async with AsyncZiggeo.from_env() as client:
+            yield client, client.base_url
         return
-    if app_token or private_key:
-        raise UsageError(
-            "set both ZIGGEO_APP_TOKEN and ZIGGEO_PRIVATE_KEY, or neither to use the embedded fake"
-        )
-    fake = FakeZiggeo()
-    _say(
-        "no ZIGGEO_APP_TOKEN/ZIGGEO_PRIVATE_KEY set: using an embedded FakeZiggeo "
-        "(in memory, forgotten on exit)"
-    )
+    fake = _fake_for(settings)
     async with (
         httpx2.AsyncClient(transport=fake.transport()) as http_client,
         AsyncZiggeo(
             fake.app_token, fake.private_key, fake.encryption_key, http_client=http_client
         ) as client,
     ):
-        yield client
+        yield client, "embedded FakeZiggeo"
+
+
+def open_auth(args: argparse.Namespace, needed: tuple[Credential, ...]) -> Auth:
+    """Client auth tokens from what ``needed`` names; no private key is asked for."""
+    settings, use_fake = _settings(args, needed)
+    if use_fake:
+        fake = _fake_for(settings)
+        app_token, encryption_key = fake.app_token, fake.encryption_key
+    else:
+        assert settings.app_token is not None
+        assert settings.encryption_key is not None
+        app_token, encryption_key = settings.app_token, settings.encryption_key
+    _check_credential("app_token", app_token)
+    check_encryption_key(encryption_key)
+    return Auth(ClientTokenCipher(app_token, encryption_key))
 
 
 # -- argument flags ------------------------------------------------------------------
 
 
-def _json_object(text: str) -> dict[str, Any]:
+def _grants(text: str) -> dict[str, Any]:
+    """What ``ziggeo_async.legacy`` takes: a JSON object, or a JSON string holding one."""
     try:
         value = json.loads(text)
     except ValueError:
         raise argparse.ArgumentTypeError("not valid JSON") from None
-    if not isinstance(value, dict):
-        raise argparse.ArgumentTypeError("expected a JSON object")
-    return value
+    try:
+        grants = official_grants(value, argument="--grants")
+    except ValidationError as error:
+        raise argparse.ArgumentTypeError(error.reason) from None
+    if not isinstance(grants, dict):
+        raise argparse.ArgumentTypeError("expected a JSON object, or a JSON string of one")
+    return grants
 
 
 def _whole_number(text: str) -> int:
@@ -125,10 +164,11 @@ def _add_argument_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--session-limit", type=_whole_number, metavar="N", default=None)
     group.add_argument(
         "--grants",
-        type=_json_object,
+        type=_grants,
         metavar="JSON",
         default=None,
-        help='e.g. \'{"read": {"resources": ["VIDEO_TOKEN"]}}\'',
+        help='e.g. \'{"read": {"resources": ["VIDEO_TOKEN"]}}\', or \'{"read": "all"}\' as in the '
+        "official SDK's demos (a JSON string of an object works too)",
     )
 
 
@@ -148,71 +188,86 @@ def _arguments(args: argparse.Namespace) -> dict[str, Any]:
 
 
 async def _authtokens_create(args: argparse.Namespace) -> int:
-    async with open_client() as client:
+    async with open_client(args) as (client, _):
         token = await client.authtokens.create(**_arguments(args))
     _stdout_json(token.to_json())
     return EXIT_OK
 
 
 async def _authtokens_get(args: argparse.Namespace) -> int:
-    async with open_client() as client:
+    async with open_client(args) as (client, _):
         token = await client.authtokens.get(args.token)
     _stdout_json(token.to_json())
     return EXIT_OK
 
 
 async def _authtokens_update(args: argparse.Namespace) -> int:
-    async with open_client() as client:
+    async with open_client(args) as (client, _):
         token = await client.authtokens.update(args.token_or_key, **_arguments(args))
     _stdout_json(token.to_json())
     return EXIT_OK
 
 
 async def _authtokens_delete(args: argparse.Namespace) -> int:
-    async with open_client() as client:
+    async with open_client(args) as (client, _):
         await client.authtokens.delete(args.token_or_key)
     _stdout_json({"deleted": args.token_or_key})
     return EXIT_OK
 
 
 async def _auth_generate(args: argparse.Namespace) -> int:
-    async with open_client() as client:
-        _stdout_json({"token": client.auth.generate(**_arguments(args))})
+    auth = open_auth(args, ("app_token", "encryption_key"))
+    _stdout_json({"token": auth.generate(**_arguments(args))})
     return EXIT_OK
 
 
 async def _auth_decode(args: argparse.Namespace) -> int:
-    async with open_client() as client:
-        _stdout_json(client.auth.decode(args.token))
+    # decode checks that a token names this application, so it needs the app token too.
+    auth = open_auth(args, ("app_token", "encryption_key"))
+    _stdout_json(auth.decode(args.token))
     return EXIT_OK
+
+
+def _check_batch_paths(source: Path, out: Path) -> None:
+    if not source.is_file():
+        raise UsageError(f"INPUT: no such file: {source}")
+    if out.is_dir():
+        raise UsageError(f"--out: {out} is a folder, not a file")
+    if not out.parent.is_dir():
+        raise UsageError(f"--out: no such folder: {out.parent}")
+    if out.exists() and out.samefile(source):
+        raise UsageError("--out must not be the input file (nor a link to it)")
 
 
 async def _batch(args: argparse.Namespace) -> int:
     from ._batch import BatchJob  # noqa: PLC0415 - only batch runs need it
+    from ._journal import job_header, locked_journal  # noqa: PLC0415
 
-    if not args.input.is_file():
-        raise UsageError(f"INPUT: no such file: {args.input}")
-    if args.out.resolve() == args.input.resolve():
-        raise UsageError("--out must not be the input file")
+    _check_batch_paths(args.input, args.out)
     job = BatchJob(
         args.kind,
         args.input,
         args.out,
         retry_unknown=args.retry_unknown,
+        quiet=args.quiet,
         stderr=sys.stderr,
         show_progress=not args.quiet and sys.stderr.isatty(),
+        grace=args.grace,
     )
-    async with open_client() as client:
+    async with open_client(args) as (client, host):
 
-        def results_for(items: Iterator[Any]) -> BatchRun[Any, Any]:
-            pacing = {"concurrency": args.concurrency, "max_per_second": args.max_per_second}
+        async def send(item: Any) -> object:
             if args.kind == "create":
-                return client.authtokens.create_many(items, **pacing)
-            return client.authtokens.delete_many(items, **pacing)
+                return await client.authtokens.create(**item)
+            await client.authtokens.delete(item)
+            return None
 
-        code = await job.run(results_for)
-    if not args.quiet:
-        _say(job.summary())
+        with locked_journal(args.out) as journal:
+            job.prepare(job_header(args.kind, host, client.app_token))
+            code = await job.run(
+                journal, send, concurrency=args.concurrency, max_per_second=args.max_per_second
+            )
+    _say(job.summary())
     return code
 
 
@@ -225,17 +280,10 @@ async def _demo(args: argparse.Namespace) -> int:
 async def _fake_serve(args: argparse.Namespace) -> int:
     if args.host not in _LOOPBACK_HOSTS:
         raise UsageError("--host: the fake serves on loopback only (127.0.0.1, ::1, localhost)")
-    environ = os.environ
-    credentials = {
-        name: environ[variable]
-        for name, variable in (
-            ("app_token", "ZIGGEO_APP_TOKEN"),
-            ("private_key", "ZIGGEO_PRIVATE_KEY"),
-            ("encryption_key", "ZIGGEO_ENCRYPTION_KEY"),
-        )
-        if environ.get(variable)
+    given: dict[str, Any] = {
+        str(name): value for name, value in settings_from_env().given().items()
     }
-    fake = FakeZiggeo(**credentials, inspect=args.inspect)
+    fake = FakeZiggeo(**given, inspect=args.inspect)
     fake.latency = args.latency
 
     def announce(url: str) -> None:
@@ -282,56 +330,55 @@ def _port(text: str) -> int:
     return int(text)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
-        prog=PROG,
-        description=(
-            "Ziggeo auth tokens from the shell. Credentials come from ZIGGEO_APP_TOKEN, "
-            "ZIGGEO_PRIVATE_KEY, ZIGGEO_ENCRYPTION_KEY (and ZIGGEO_BASE_URL); without them "
-            "commands run on an embedded FakeZiggeo."
-        ),
-    )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    parser.add_argument("--debug", action="store_true", help="tracebacks and request logs")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    authtokens = commands.add_parser("authtokens", help="the auth-token API")
-    operations = authtokens.add_subparsers(dest="operation", required=True, metavar="OPERATION")
-    create = operations.add_parser("create", help="create an auth token")
-    _add_argument_flags(create)
-    create.set_defaults(handler=_authtokens_create)
-    get = operations.add_parser("get", help="show an auth token")
-    get.add_argument("token")
-    get.set_defaults(handler=_authtokens_get)
-    update = operations.add_parser("update", help="change an auth token")
-    update.add_argument("token_or_key")
-    _add_argument_flags(update)
-    update.set_defaults(handler=_authtokens_update)
-    delete = operations.add_parser("delete", help="delete an auth token")
-    delete.add_argument("token_or_key")
-    delete.set_defaults(handler=_authtokens_delete)
-
-    auth = commands.add_parser("auth", help="client auth tokens, made locally")
-    auth_operations = auth.add_subparsers(dest="operation", required=True, metavar="OPERATION")
-    generate = auth_operations.add_parser("generate", help="make a client auth token")
-    _add_argument_flags(generate)
-    generate.set_defaults(handler=_auth_generate)
-    decode = auth_operations.add_parser("decode", help="show a client auth token's payload")
-    decode.add_argument("token")
-    decode.set_defaults(handler=_auth_decode)
-
+def _add_batch_commands(commands: Any, fake_option: list[_Parser], api: str) -> None:
     batch = commands.add_parser("batch", help="create or delete many tokens from a JSONL file")
     batch_operations = batch.add_subparsers(dest="kind", required=True, metavar="OPERATION")
     for kind, what in (
         ("create", "one JSON object of create's arguments per line"),
         ("delete", 'one token per line: {"token": "..."} or the bare token'),
     ):
-        job = batch_operations.add_parser(kind, help=f"{kind} many tokens ({what})")
+        job = batch_operations.add_parser(
+            kind,
+            help=f"{kind} many tokens ({what})",
+            description=f"{kind.capitalize()} many tokens ({what}; {api}). RESULTS.jsonl is "
+            "the job's journal: run the same command again to resume.",
+            parents=fake_option,
+        )
         job.add_argument("input", type=Path, metavar="INPUT.jsonl", help=what)
-        job.add_argument("--out", type=Path, required=True, metavar="RESULTS.jsonl")
-        job.add_argument("--concurrency", type=_positive_int, default=32, metavar="N")
-        job.add_argument("--max-per-second", type=_positive_float, default=None, metavar="R")
-        job.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+        job.add_argument(
+            "--out",
+            type=Path,
+            required=True,
+            metavar="RESULTS.jsonl",
+            help="the journal: results, and what to skip on a resume",
+        )
+        job.add_argument(
+            "--concurrency",
+            type=_positive_int,
+            default=32,
+            metavar="N",
+            help="requests in flight at most (default: %(default)s)",
+        )
+        job.add_argument(
+            "--max-per-second",
+            type=_positive_float,
+            default=None,
+            metavar="R",
+            help="requests started a second at most (default: no limit)",
+        )
+        job.add_argument(
+            "--grace",
+            type=_seconds,
+            default=5.0,
+            metavar="SECONDS",
+            help="after a first Ctrl-C, how long to wait for the requests in flight "
+            "(default: %(default)g)",
+        )
+        job.add_argument(
+            "--quiet",
+            action="store_true",
+            help="no progress bar, no list of outcome-unknown lines (the summary stays)",
+        )
         job.add_argument(
             "--retry-unknown",
             action="store_true",
@@ -339,24 +386,123 @@ def build_parser() -> argparse.ArgumentParser:
         )
         job.set_defaults(handler=_batch)
 
-    demo = commands.add_parser("demo", help="a guided round on the embedded FakeZiggeo")
-    demo.add_argument("--batch-size", type=_positive_int, default=1000, help=argparse.SUPPRESS)
-    demo.set_defaults(handler=_demo)
 
+def _add_fake_commands(commands: Any) -> None:
     fake = commands.add_parser("fake", help="FakeZiggeo, for other processes and languages")
     fake_operations = fake.add_subparsers(dest="operation", required=True, metavar="OPERATION")
     serve = fake_operations.add_parser(
-        "serve", help="serve FakeZiggeo over HTTP on loopback; prints the URL"
+        "serve",
+        help="serve FakeZiggeo over HTTP on loopback; prints the URL",
+        description="Serve FakeZiggeo over HTTP on loopback and print its URL; ZIGGEO_* "
+        "credentials, when set, are the ones it expects. SIGINT or SIGTERM stops it.",
     )
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=_port, default=0, help="0 picks a free port")
-    serve.add_argument("--latency", type=_seconds, default=0.0, metavar="SECONDS")
+    serve.add_argument("--host", default="127.0.0.1", help="(default: %(default)s)")
+    serve.add_argument(
+        "--port", type=_port, default=0, help="0 picks a free port (default: %(default)s)"
+    )
+    serve.add_argument(
+        "--latency",
+        type=_seconds,
+        default=0.0,
+        metavar="SECONDS",
+        help="wait this long before each answer (default: %(default)s)",
+    )
     serve.add_argument(
         "--inspect",
         action="store_true",
         help="also serve GET /_fake/tokens and /_fake/requests (same credentials)",
     )
     serve.set_defaults(handler=_fake_serve)
+
+
+def _fake_option() -> _Parser:
+    option = _Parser(add_help=False)
+    option.add_argument(
+        "--fake",
+        action="store_true",
+        help="run on an embedded FakeZiggeo (in memory) instead of Ziggeo; "
+        "ZIGGEO_FAKE=1 does the same",
+    )
+    return option
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog=PROG,
+        description=(
+            "Ziggeo auth tokens from the shell. Credentials come from ZIGGEO_APP_TOKEN, "
+            "ZIGGEO_PRIVATE_KEY, ZIGGEO_ENCRYPTION_KEY (and ZIGGEO_BASE_URL); a command "
+            "without the ones it needs exits 2. --fake (or ZIGGEO_FAKE=1) runs it on an "
+            "embedded FakeZiggeo instead."
+        ),
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--debug", action="store_true", help="tracebacks and request logs")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    fake_option = [_fake_option()]
+    api = "needs ZIGGEO_APP_TOKEN and ZIGGEO_PRIVATE_KEY"
+
+    authtokens = commands.add_parser("authtokens", help="the auth-token API")
+    operations = authtokens.add_subparsers(dest="operation", required=True, metavar="OPERATION")
+    create = operations.add_parser(
+        "create", help="create an auth token", description=f"Create an auth token ({api}).",
+        parents=fake_option,
+    )  # fmt: skip
+    _add_argument_flags(create)
+    create.set_defaults(handler=_authtokens_create)
+    get = operations.add_parser(
+        "get", help="show an auth token", description=f"Show an auth token ({api}).",
+        parents=fake_option,
+    )  # fmt: skip
+    get.add_argument("token")
+    get.set_defaults(handler=_authtokens_get)
+    update = operations.add_parser(
+        "update", help="change an auth token", description=f"Change an auth token ({api}).",
+        parents=fake_option,
+    )  # fmt: skip
+    update.add_argument("token_or_key")
+    _add_argument_flags(update)
+    update.set_defaults(handler=_authtokens_update)
+    delete = operations.add_parser(
+        "delete", help="delete an auth token", description=f"Delete an auth token ({api}).",
+        parents=fake_option,
+    )  # fmt: skip
+    delete.add_argument("token_or_key")
+    delete.set_defaults(handler=_authtokens_delete)
+
+    auth = commands.add_parser("auth", help="client auth tokens, made locally")
+    auth_operations = auth.add_subparsers(dest="operation", required=True, metavar="OPERATION")
+    generate = auth_operations.add_parser(
+        "generate",
+        help="make a client auth token",
+        description="Make a client auth token, locally (needs ZIGGEO_APP_TOKEN and "
+        "ZIGGEO_ENCRYPTION_KEY, not the private key).",
+        parents=fake_option,
+    )
+    _add_argument_flags(generate)
+    generate.set_defaults(handler=_auth_generate)
+    decode = auth_operations.add_parser(
+        "decode",
+        help="show a client auth token's payload",
+        description="Show a client auth token's payload (needs ZIGGEO_ENCRYPTION_KEY only).",
+        parents=fake_option,
+    )
+    decode.add_argument("token")
+    decode.set_defaults(handler=_auth_decode)
+
+    _add_batch_commands(commands, fake_option, api)
+
+    demo = commands.add_parser(
+        "demo",
+        help="a guided round on the embedded FakeZiggeo",
+        description="A guided round on an embedded FakeZiggeo (in memory; no network and no "
+        "credentials): create, get, update, generate, decode, a create_many/delete_many "
+        "batch, delete, each step printed.",
+    )
+    demo.add_argument("--batch-size", type=_positive_int, default=1000, help=argparse.SUPPRESS)
+    demo.set_defaults(handler=_demo)
+
+    _add_fake_commands(commands)
     return parser
 
 
@@ -379,7 +525,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         request_log.addHandler(log_handler)
         request_log.setLevel(logging.DEBUG)
     try:
-        return asyncio.run(handler(args))
+        with warnings.catch_warnings():  # and with it, the caller's showwarning comes back
+            warnings.showwarning = _show_warning
+            return asyncio.run(handler(args))
     except KeyboardInterrupt:
         _say("interrupted")
         return _INTERRUPTED
@@ -391,6 +539,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(args, error, EXIT_FAILED, prefix=f"unexpected {type(error).__name__}: ")
     finally:
         request_log.removeHandler(log_handler)
+
+
+def _show_warning(message: Warning | str, *_where: object, **_also: object) -> None:
+    """``warnings.showwarning`` for the command (its other arguments locate the source)."""
+    # One line, like every other message: a user of the command has no source line to see.
+    _say(f"warning: {' '.join(str(message).split())}")
 
 
 def _fail(args: argparse.Namespace, error: BaseException, code: int, prefix: str = "") -> int:
