@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import attrs
 import httpx
 
-from ziggeo_async import AsyncZiggeo
+from ziggeo_async import AsyncZiggeo, RetryPolicy
 
 APP_TOKEN = "app-token-1234"
 PRIVATE_KEY = "private-key-SECRET-5678"
@@ -25,13 +24,10 @@ def make_client(*, max_retries: int = 2, **options: object) -> AsyncZiggeo:
     so tests that send one replace the pipeline's sleep.
     """
     options.setdefault("http_client", httpx.AsyncClient(transport=_SHARED_TRANSPORT))
-    client = AsyncZiggeo(
+    return AsyncZiggeo(
         APP_TOKEN,
         PRIVATE_KEY,
         ENCRYPTION_KEY,
-        max_retries=max_retries,
+        retry=RetryPolicy(max_retries=max_retries, jitter=lambda: 0.0),
         **options,  # type: ignore[arg-type]
     )
-    pipeline = client._pipeline
-    pipeline._policy = attrs.evolve(pipeline.policy, jitter=lambda: 0.0)
-    return client

@@ -20,6 +20,7 @@ from ziggeo_async import (
     InternalServerError,
     NotFoundError,
     RateLimitError,
+    RetryPolicy,
     ValidationError,
 )
 from ziggeo_async.testing import FakeZiggeo, RecordedRequest
@@ -58,9 +59,12 @@ async def ziggeo(fake: FakeZiggeo) -> AsyncIterator[AsyncZiggeo]:
     # Retries without waiting: the policy's backoff is not what these tests are about.
     async with httpx.AsyncClient(transport=fake.transport()) as http_client:
         client = AsyncZiggeo(
-            fake.app_token, fake.private_key, fake.encryption_key, http_client=http_client
+            fake.app_token,
+            fake.private_key,
+            fake.encryption_key,
+            http_client=http_client,
+            retry=RetryPolicy(max_retries=2, jitter=lambda: 0.0),
         )
-        client._pipeline._policy = type(client._pipeline.policy)(max_retries=2, jitter=lambda: 0.0)
         async with client:
             yield client
 

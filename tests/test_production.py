@@ -63,6 +63,13 @@ def test_max_retries_and_retry_together_are_refused() -> None:
     assert AsyncZiggeo("app", "key", max_retries=0).retry.max_retries == 0
 
 
+@pytest.mark.parametrize("field", ["backoff_base", "backoff_cap", "retry_after_cap"])
+@pytest.mark.parametrize("value", [-1, float("nan"), float("inf"), 10**6, True, "1"])
+def test_a_retry_policy_refuses_delays_it_cannot_mean(field: str, value: object) -> None:
+    with pytest.raises(ConfigurationError, match=f"RetryPolicy.{field}"):
+        RetryPolicy(**{field: value})  # type: ignore[arg-type]
+
+
 # -- with_options -------------------------------------------------------------------------
 
 

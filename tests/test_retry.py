@@ -390,7 +390,7 @@ async def test_backoff_without_retry_after_grows_and_is_jittered(
     recorded_sleeps: list[float],
 ) -> None:
     client = make_client(max_retries=6)
-    client._pipeline._policy = RetryPolicy(max_retries=6, jitter=lambda: 1.0)
+    client = client.with_options(retry=RetryPolicy(max_retries=6, jitter=lambda: 1.0))
     with respx.mock(assert_all_called=True) as router:
         router.get(COLLECTION_URL + TOKEN).mock(side_effect=httpx.ConnectError("no"))
         with pytest.raises(APIConnectionError):

@@ -26,9 +26,9 @@ whether an earlier attempt of the call may have been acted on, and its ``Decisio
 says it again with this attempt counted, for the caller to hand to the next ``decide``.
 
 Delays: ``Retry-After`` (seconds or an HTTP date) when given and at most
-``max_retry_after`` (beyond that the policy gives up rather than stall a caller);
-otherwise exponential backoff with full jitter, ``uniform(0, min(max_delay,
-base_delay * 2 ** (attempt - 1)))``.
+``retry_after_cap`` (beyond that the policy gives up rather than stall a caller);
+otherwise exponential backoff with full jitter, ``uniform(0, min(backoff_cap,
+backoff_base * 2 ** (attempt - 1)))``.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ import secrets
 from collections.abc import Callable
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
+from typing import Final
 
 import attrs
 
@@ -115,7 +116,7 @@ def may_have_been_acted_on(
     return status_code not in _NOT_ACTED_ON
 
 
-#: The most retries a call may be given: each waits up to ``max_delay``, so beyond this
+#: The most retries a call may be given: each waits up to ``backoff_cap``, so beyond this
 #: a call would retry for longer than anyone waits for it.
 MAX_RETRIES = 100
 
@@ -153,6 +154,21 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
     return max(0.0, (when - (now or datetime.now(timezone.utc))).total_seconds())
 
 
+#: The longest delay a policy may be told to wait: a day.
+_MAX_DELAY_SECONDS: Final = 86_400
+
+
+def _seconds(name: str, value: object) -> None:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not 0 <= value <= _MAX_DELAY_SECONDS  # also False for NaN
+    ):
+        raise ConfigurationError(
+            f"RetryPolicy.{name} must be a number of seconds from 0 to {_MAX_DELAY_SECONDS}"
+        )
+
+
 @attrs.frozen
 class RetryPolicy:
     """Retry decisions and delays; see the module docstring for the table."""
@@ -160,9 +176,14 @@ class RetryPolicy:
     max_retries: int = attrs.field(
         default=2, validator=lambda _policy, _attribute, value: check_max_retries(value)
     )
-    base_delay: float = 0.5
-    max_delay: float = 8.0
-    max_retry_after: float = 60.0
+    #: Seconds the first backoff may last; each retry doubles it, up to ``backoff_cap``.
+    backoff_base: float = attrs.field(default=0.5, validator=lambda _p, a, v: _seconds(a.name, v))
+    #: The longest backoff, in seconds.
+    backoff_cap: float = attrs.field(default=8.0, validator=lambda _p, a, v: _seconds(a.name, v))
+    #: The longest ``Retry-After`` honoured; a longer one makes the call give up instead.
+    retry_after_cap: float = attrs.field(
+        default=60.0, validator=lambda _p, a, v: _seconds(a.name, v)
+    )
     #: A number in [0, 1) for the jitter; injectable so tests can pin it.
     jitter: Callable[[], float] = attrs.field(default=_system_random.random, repr=False)
 
@@ -199,9 +220,9 @@ class RetryPolicy:
             return Decision(Verdict.FAIL, may_have_acted=may_have_acted)
         wait = parse_retry_after(retry_after, now=now) if status_code is not None else None
         if wait is None:
-            ceiling = min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
+            ceiling = min(self.backoff_cap, self.backoff_base * 2 ** (attempt - 1))
             return Decision(Verdict.RETRY, self.jitter() * ceiling, may_have_acted)
-        if wait > self.max_retry_after:
+        if wait > self.retry_after_cap:
             return Decision(Verdict.FAIL, may_have_acted=may_have_acted)
         return Decision(Verdict.RETRY, wait, may_have_acted)
 

@@ -69,7 +69,7 @@ class RecordingPolicy(RetryPolicy):
     def sleep_bound(self) -> float:
         """The most this policy may ask a caller to sleep in one call, over all retries."""
         return sum(
-            max(self.max_retry_after, min(self.max_delay, self.base_delay * 2 ** (attempt - 1)))
+            max(self.retry_after_cap, min(self.backoff_cap, self.backoff_base * 2 ** (attempt - 1)))
             for attempt in range(1, self.max_retries + 1)
         )
 
@@ -220,24 +220,22 @@ def make_client(
     lent = http_client
     if lent is None and path in (LENT_HTTPX2, LENT_LEGACY):
         lent = http_client_for(path, timeout=timeout, limits=limits)
+    policy = RecordingPolicy(
+        max_retries=max_retries,
+        backoff_base=BASE_DELAY,
+        backoff_cap=MAX_DELAY,
+        retry_after_cap=MAX_RETRY_AFTER,
+        jitter=lambda: JITTER,
+    )
     client = AsyncZiggeo(
         APP_TOKEN,
         PRIVATE_KEY,
         ENCRYPTION_KEY,
         base_url=base_url,
         timeout=timeout,
-        max_retries=max_retries,
+        retry=policy,
         http_client=lent,
     )
-    policy = RecordingPolicy(
-        max_retries=max_retries,
-        base_delay=BASE_DELAY,
-        max_delay=MAX_DELAY,
-        max_retry_after=MAX_RETRY_AFTER,
-        jitter=lambda: JITTER,
-    )
-    # The client has no public knob for its policy's delays; the pipeline holds it.
-    client._pipeline._policy = policy  # type: ignore[misc]
     if lent is None and (limits is not None or path == OWNED_AIOHTTP):
         client._owned = HTTPConnection(
             http_client_for(path, timeout=timeout, limits=limits), owned=True

@@ -81,11 +81,11 @@ def test_retry_after_never_pushes_a_delay_past_the_policy_bound(
         assert decision.verdict is Verdict.FAIL
         return
     seconds = parse_retry_after(value, now=NOW)
-    if seconds is not None and seconds > policy.max_retry_after:
+    if seconds is not None and seconds > policy.retry_after_cap:
         assert decision.verdict is Verdict.FAIL  # give up rather than stall the caller
         return
     assert decision.verdict is Verdict.RETRY
-    assert 0 <= decision.delay <= max(policy.max_retry_after, policy.max_delay)
+    assert 0 <= decision.delay <= max(policy.retry_after_cap, policy.backoff_cap)
     if seconds is not None:
         assert decision.delay == seconds
 
@@ -117,10 +117,14 @@ def _expected_error(status: int) -> type[APIStatusError]:
 
 def _client(handler: Any) -> AsyncZiggeo:
     lent = httpx.AsyncClient(transport=httpx.MockTransport(handler))
-    client = AsyncZiggeo("app", "key", base_url="https://x.test", http_client=lent)
     # No sleeping between the retries: the delays are another test's business.
-    client._pipeline._policy = RetryPolicy(max_retries=MAX_RETRIES, jitter=lambda: 0.0)  # type: ignore[misc]
-    return client
+    return AsyncZiggeo(
+        "app",
+        "key",
+        base_url="https://x.test",
+        http_client=lent,
+        retry=RetryPolicy(max_retries=MAX_RETRIES, jitter=lambda: 0.0),
+    )
 
 
 async def _call(client: AsyncZiggeo, operation: str) -> object:
