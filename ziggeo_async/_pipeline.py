@@ -27,8 +27,9 @@ from ._errors import (
 from ._http import MAX_RESPONSE_BYTES, ResponseTooLarge, classify_failure
 from ._models import AuthToken, ResponseShapeError
 from ._observe import RetryEvent, SpanRecorder, announce_retry, start_span
+from ._pacer import CURRENT_PACER, Pacer
 from ._redaction import credential_texts, redact_body
-from ._retry import Operation, RetryPolicy, Verdict
+from ._retry import Operation, RetryPolicy, Verdict, parse_retry_after
 
 if TYPE_CHECKING:
     from ._http import HTTPConnection
@@ -45,6 +46,8 @@ _METHOD: Final = {
     Operation.DELETE: "DELETE",
 }
 _FORM_CONTENT_TYPE: Final = "application/x-www-form-urlencoded"
+_TOO_MANY_REQUESTS: Final = 429
+_UNAVAILABLE: Final = 503
 # How much of an HTTP-stack error message a connection error quotes.
 _DETAIL_CHARS: Final = 200
 # How many trailing characters of a token id logs and messages show.
@@ -169,6 +172,9 @@ class RequestPipeline:
         while True:
             call.attempts += 1
             attempt = call.attempts
+            pacer = CURRENT_PACER.get()
+            if pacer is not None:  # a batch's worker: every attempt takes the batch's turn
+                await pacer.take_turn()
             started = time.perf_counter()
             try:
                 response = await self._connection().send(
@@ -204,6 +210,8 @@ class RequestPipeline:
                 call.status_code = None
             else:
                 outcome = call.status_code = response.status_code
+                if pacer is not None:
+                    _report_to(pacer, response)
                 decision = self._policy.decide(
                     operation,
                     attempt=attempt,
@@ -347,6 +355,15 @@ class _Call:
 def check_deadline(deadline: object) -> float:
     """A deadline in seconds: checked as a timeout is (above 0, at most a day)."""
     return timeout_seconds("deadline", deadline)
+
+
+def _report_to(pacer: Pacer, response: httpx2.Response) -> None:
+    status = response.status_code
+    retry_after = response.headers.get("retry-after")
+    if status == _TOO_MANY_REQUESTS or (status == _UNAVAILABLE and retry_after is not None):
+        pacer.throttled(parse_retry_after(retry_after))
+    elif 200 <= status < 300:  # noqa: PLR2004 - the success family
+        pacer.succeeded()
 
 
 def _call_timeout(timeout: object) -> httpx2.Timeout:

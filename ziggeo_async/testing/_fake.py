@@ -21,9 +21,11 @@ import base64
 import copy
 import hmac
 import json
+import math
 import re
 import secrets
 import threading
+import time
 from collections import deque
 from collections.abc import Iterable, Mapping
 from typing import Any, Final, Literal
@@ -197,6 +199,28 @@ def _header(headers: Iterable[tuple[str, str]], name: str) -> str | None:
     return None
 
 
+@attrs.define
+class _Bucket:
+    """A token bucket: ``take`` says how long until a request would pass, or ``None``."""
+
+    rate: float
+    burst: int
+    tokens: float = attrs.field(init=False)
+    updated: float | None = attrs.field(init=False, default=None)
+
+    def __attrs_post_init__(self) -> None:
+        self.tokens = float(self.burst)
+
+    def take(self, now: float) -> float | None:
+        if self.updated is not None:
+            self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
+        self.updated = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return None
+        return (1 - self.tokens) / self.rate
+
+
 class FakeZiggeo:
     """An in-memory Ziggeo auth-token API for tests and demos.
 
@@ -237,6 +261,7 @@ class FakeZiggeo:
         self._requests: list[RecordedRequest] = []
         self._faults: deque[_Fail | _Drop] = deque()
         self._latency = 0.0
+        self._bucket: _Bucket | None = None
 
     def __repr__(self) -> str:
         return f"<FakeZiggeo {self._app_token!r}, {len(self._store)} token(s)>"
@@ -317,10 +342,25 @@ class FakeZiggeo:
             raise ValueError("when must be 'before' or 'after'")
         self._plan(count, _Drop(after=when == "after"))
 
+    def rate_limit(self, *, per_second: float, burst: int = 1) -> None:
+        """Answer 429 with ``Retry-After`` beyond ``per_second`` requests a second.
+
+        A token bucket of ``burst`` requests, refilled at ``per_second``; a request that
+        finds it empty is refused untouched, told how long until a request would pass.
+        """
+        valid = not isinstance(per_second, bool) and isinstance(per_second, (int, float))
+        if not valid or not 0 < per_second < math.inf:
+            raise ValueError("per_second must be a number > 0")
+        if isinstance(burst, bool) or not isinstance(burst, int) or burst < 1:
+            raise ValueError("burst must be an int >= 1")
+        with self._lock:
+            self._bucket = _Bucket(float(per_second), burst)
+
     def clear_faults(self) -> None:
-        """Forget the planned faults (latency stays)."""
+        """Forget the planned faults and the rate limit (latency stays)."""
         with self._lock:
             self._faults.clear()
+            self._bucket = None
 
     def _plan(self, count: int, fault: _Fail | _Drop) -> None:
         if isinstance(count, bool) or not isinstance(count, int) or count < 1:
@@ -360,6 +400,10 @@ class FakeZiggeo:
             await anyio.sleep(self._latency)
         with self._lock:
             fault = self._faults.popleft() if self._faults else None
+            wait = None if self._bucket is None or fault else self._bucket.take(time.monotonic())
+        if wait is not None:
+            self._record(method, path, body, took_effect=False, status=429)
+            return _text(429, "rate limited by FakeZiggeo", ("retry-after", f"{wait:.3f}"))
         if isinstance(fault, _Fail):
             extra = () if fault.retry_after is None else (("retry-after", fault.retry_after),)
             self._record(method, path, body, took_effect=False, status=fault.status)
