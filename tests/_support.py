@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import socket
+import sys
+import threading
+
 import httpx
 
 from ziggeo_async import AsyncZiggeo, RetryPolicy
+
+if sys.version_info >= (3, 11):
+    from typing import Self
+else:
+    from typing_extensions import Self
 
 APP_TOKEN = "app-token-1234"
 PRIVATE_KEY = "private-key-SECRET-5678"
@@ -31,3 +40,45 @@ def make_client(*, max_retries: int = 2, **options: object) -> AsyncZiggeo:
         retry=RetryPolicy(max_retries=max_retries, jitter=lambda: 0.0),
         **options,  # type: ignore[arg-type]
     )
+
+
+class ThreadedServer:
+    """A server on 127.0.0.1 on threads of its own, whatever event loop the test runs.
+
+    It accepts until the ``with`` block ends and hands each connection to ``handle``
+    on a thread; ``stopping`` is set at the end, so a handler that holds a connection
+    open polls it. Subclasses write ``handle``: the one socket-server skeleton the
+    tests share.
+    """
+
+    def __init__(self) -> None:
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._listener.settimeout(0.1)
+        self.port: int = self._listener.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.stopping = threading.Event()
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stopping.set()
+        self._thread.join(timeout=10)
+        self._listener.close()
+        self.closed()
+
+    def handle(self, connection: socket.socket) -> None:
+        raise NotImplementedError
+
+    def closed(self) -> None:
+        """Called once the server stopped (release what ``handle`` held)."""
+
+    def _accept(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                connection, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            threading.Thread(target=self.handle, args=(connection,), daemon=True).start()

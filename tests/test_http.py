@@ -18,6 +18,7 @@ import httpx
 import httpx2
 import pytest
 
+from tests._support import ThreadedServer
 from ziggeo_async import (
     APIConnectionError,
     APIResponseTooLargeError,
@@ -45,51 +46,25 @@ def failure_of(error: BaseException) -> Failure:
 TOKEN_BODY = b'{"token":"t0123456789abcdef","session_limit":1}'
 
 
-class MisbehavingServer:
-    """Counts every request it reads, then answers, drops the connection, or hangs.
-
-    A thread with blocking sockets, independent of the event loop under test; it
-    stops when the test's ``with`` block ends.
-    """
+class MisbehavingServer(ThreadedServer):
+    """Counts every request it reads, then answers, drops the connection, or hangs."""
 
     def __init__(self, behaviour: str, *, gzip_body: bool = False) -> None:
+        super().__init__()
         self.behaviour = behaviour
         self.gzip_body = gzip_body
         self.requests: list[bytes] = []
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self._listener.settimeout(0.1)
-        self.port = self._listener.getsockname()[1]
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._held: list[socket.socket] = []
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def __enter__(self) -> MisbehavingServer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-        self._listener.close()
-
-    def _serve(self) -> None:
-        held: list[socket.socket] = []
-        while not self._stop.is_set():
-            try:
-                connection, _ = self._listener.accept()
-            except TimeoutError:
-                continue
-            connection.settimeout(2)
-            threading.Thread(target=self._handle, args=(connection, held), daemon=True).start()
-        for connection in held:
+    def closed(self) -> None:
+        for connection in self._held:
             connection.close()
 
-    def _handle(self, connection: socket.socket, held: list[socket.socket]) -> None:
+    def handle(self, connection: socket.socket) -> None:
+        connection.settimeout(2)
+        held = self._held
         buffer = b""
-        while not self._stop.is_set():
+        while not self.stopping.is_set():
             while b"\r\n\r\n" not in buffer:
                 try:
                     chunk = connection.recv(65536)
@@ -417,37 +392,16 @@ def test_a_round_through_the_owned_client_leaves_legacy_httpx_unimported(
 # -- the response size cap, on every path -------------------------------------------------
 
 
-class ScriptedHTTPServer:
+class ScriptedHTTPServer(ThreadedServer):
     """Answers every request with ``answer()`` (pieces of bytes written one by one), then
     notes whether the client closed the connection: it must, when it refused a response."""
 
     def __init__(self, answer: Callable[[], Iterator[bytes]]) -> None:
+        super().__init__()
         self._answer = answer
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self._listener.settimeout(0.1)
-        self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
         self.closed_by_client = threading.Semaphore(0)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._serve, daemon=True)
 
-    def __enter__(self) -> ScriptedHTTPServer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
-        self._listener.close()
-
-    def _serve(self) -> None:
-        while not self._stop.is_set():
-            try:
-                connection, _ = self._listener.accept()
-            except TimeoutError:
-                continue
-            threading.Thread(target=self._handle, args=(connection,), daemon=True).start()
-
-    def _handle(self, connection: socket.socket) -> None:
+    def handle(self, connection: socket.socket) -> None:
         connection.settimeout(10)
         with connection:
             head = b""

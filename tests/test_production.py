@@ -7,7 +7,6 @@ import logging
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -15,6 +14,7 @@ from typing import Any
 import httpx2
 import pytest
 
+from tests._support import ThreadedServer
 from ziggeo_async import (
     APITimeoutError,
     AsyncZiggeo,
@@ -117,40 +117,19 @@ def test_sync_with_options_runs_on_the_same_portal_and_closes_with_it() -> None:
 # -- deadlines ----------------------------------------------------------------------------
 
 
-class StallingServer:
+class StallingServer(ThreadedServer):
     """Reads each request head, then stalls it in one of three ways until closed."""
 
     def __init__(self, how: str) -> None:
+        super().__init__()
         self._how = how
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self._listener.settimeout(0.1)
-        self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
         self.requests = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._serve, daemon=True)
 
-    def __enter__(self) -> StallingServer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
-        self._listener.close()
-
-    def _serve(self) -> None:
-        while not self._stop.is_set():
-            try:
-                connection, _ = self._listener.accept()
-            except TimeoutError:
-                continue
-            threading.Thread(target=self._stall, args=(connection,), daemon=True).start()
-
-    def _stall(self, connection: socket.socket) -> None:
+    def handle(self, connection: socket.socket) -> None:
         with connection:
             connection.settimeout(0.1)
             head = b""
-            while b"\r\n\r\n" not in head and not self._stop.is_set():
+            while b"\r\n\r\n" not in head and not self.stopping.is_set():
                 try:
                     head += connection.recv(65536)
                 except TimeoutError:  # noqa: PERF203 - a test server polling its stop flag
@@ -164,7 +143,7 @@ class StallingServer:
             }[self._how]
             for piece in pieces:
                 connection.sendall(piece)
-            while not self._stop.wait(0.1):
+            while not self.stopping.wait(0.1):
                 try:
                     if self._how == "drip":
                         connection.sendall(b"{")
