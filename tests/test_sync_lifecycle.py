@@ -133,7 +133,7 @@ def test_a_program_that_never_closes_its_client_exits_promptly(name: str) -> Non
 
 
 def test_the_exit_hook_closes_every_client_when_warnings_are_errors() -> None:
-    output, stderr, exit_seconds = run_child(
+    _, stderr, exit_seconds = run_child(
         """
         import atexit, sys, time
 
