@@ -39,6 +39,17 @@ T = TypeVar("T")
 ItemT = TypeVar("ItemT")
 
 
+def _error_key(error: ZiggeoError | None) -> tuple[object, ...] | None:
+    if error is None:
+        return None
+    return (
+        type(error),
+        str(error),
+        getattr(error, "status_code", None),
+        getattr(error, "body", None),
+    )
+
+
 @attrs.frozen
 class BatchResult(Generic[T]):
     """The outcome of one item of a batch: its input position and its value or error."""
@@ -47,8 +58,10 @@ class BatchResult(Generic[T]):
     index: int
     #: The operation's result when it succeeded (``None`` for deletes).
     value: T | None = None
-    #: The typed error when it failed (``ValidationError`` for a malformed item).
-    error: ZiggeoError | None = None
+    #: The typed error when it failed (``ValidationError`` for a malformed item). Errors
+    #: compare by class, message, status and body: an exception's own equality is
+    #: identity, which a pickled or copied result could never meet.
+    error: ZiggeoError | None = attrs.field(default=None, eq=_error_key)
 
     @property
     def ok(self) -> bool:
