@@ -47,6 +47,8 @@ LIFECYCLE = {
     "__aenter__": "__enter__",
     "__aexit__": "__exit__",
     "closed": "closed",
+    # Both faces warn when dropped unclosed; the sync one about its portal thread.
+    "__del__": "__del__",
 }
 #: Dunders every class carries, or that the twin defines its own way (repr, pickling).
 IGNORED_DUNDERS = frozenset(
