@@ -149,7 +149,18 @@ async def _run_pump(
         pump.finished.set()
 
 
+def _runs_here(pump: _Pump[Any]) -> bool:
+    """Whether ``pump`` runs on the running loop: not so in a forked child, where the
+    pump's loop and task are a copy of the parent's that nothing runs."""
+    return pump.loop is asyncio.get_running_loop()
+
+
 async def _next(pump: _Pump[T]) -> T:
+    if not _runs_here(pump):
+        raise ClientClosedError(
+            "this batch was started in the parent process, before os.fork(); "
+            "start it again in this process"
+        )
     try:
         message = await pump.receive.receive()
     except (anyio.EndOfStream, anyio.ClosedResourceError):
@@ -161,6 +172,8 @@ async def _next(pump: _Pump[T]) -> T:
 
 async def _stop(pump: _Pump[Any]) -> None:
     """Cancel the pump, wait until its iterator is closed (work in flight cancelled)."""
+    if not _runs_here(pump):
+        return  # started before os.fork(): its task stayed in the parent
     pump.scope.cancel()
     await pump.finished.wait()
 
@@ -375,18 +388,8 @@ class ClientPortal(Generic[ClientT]):
 
     def next_item(self, pump: _Pump[T]) -> T:
         """The next item of an async iterator pumped on the portal loop."""
-        self.refuse_blocking_caller()
-        if not self.runs(pump):
-            raise ClientClosedError(
-                "this batch was started in the parent process, before os.fork(); "
-                "start it again in this process"
-            )
+        self.client()  # refuses blocking callers; in a forked child, starts its own portal
         return self._wait(self._submit(_next(pump)))
-
-    def runs(self, pump: _Pump[Any]) -> bool:
-        """Whether ``pump`` runs on this portal's loop (not on a parent process's, say)."""
-        loop_thread = self._loop_thread
-        return loop_thread is not None and pump.loop is loop_thread.loop
 
     def close(self) -> None:
         """Let calls in flight finish, close the async client, stop the loop, join the thread.
@@ -552,11 +555,9 @@ class PortalIterator(Iterator[T]):
             return
         self._done = True
         self._portal.refuse_blocking_caller()
-        # A closed client has already stopped the loop, and the iterator with it; in a
-        # forked child the iterator's loop and task stayed in the parent.
-        if self._portal.runs(self._pump):
-            with suppress(ClientClosedError):
-                self._portal.call(_stop, self._pump)
+        # A closed client has already stopped the loop, and the iterator with it.
+        with suppress(ClientClosedError):
+            self._portal.call(_stop, self._pump)
 
     def __enter__(self) -> PortalIterator[T]:
         return self
@@ -574,9 +575,8 @@ class PortalIterator(Iterator[T]):
             return
         # Schedule, never wait: a finalizer must not block. On the portal thread itself
         # (or after close) scheduling is refused, and the loop's shutdown cleans up.
-        if self._portal.runs(self._pump):
-            with suppress(ClientClosedError):
-                self._portal.schedule(_stop(self._pump))
+        with suppress(ClientClosedError):
+            self._portal.schedule(_stop(self._pump))
 
 
 class SyncClientBase(Generic[ClientT, ConfigT]):
