@@ -46,7 +46,9 @@ def child(calls: int, hide: bool) -> None:
             return (time.process_time() - started) / calls
 
     per_call = asyncio.run(main())
-    print(json.dumps({"cpu_us": per_call * 1e6, "otel": sys.modules.get("opentelemetry") is not None}))
+    print(
+        json.dumps({"cpu_us": per_call * 1e6, "otel": sys.modules.get("opentelemetry") is not None})
+    )
 
 
 def main() -> None:

@@ -50,6 +50,8 @@ LIFECYCLE = {
     # Made by the base for any sync client: a twin on the same portal, and the env reader.
     "with_options": "with_options",
     "from_env": "from_env",
+    # Both faces warn when dropped unclosed; the sync one about its portal thread.
+    "__del__": "__del__",
 }
 #: Dunders every class carries, or that the twin defines its own way (repr, pickling).
 IGNORED_DUNDERS = frozenset(

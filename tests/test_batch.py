@@ -2,8 +2,9 @@ from __future__ import annotations
 
 import itertools
 import json
+import traceback
 import tracemalloc
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Iterator
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -19,7 +20,9 @@ from ziggeo_async import (
     InternalServerError,
     NotFoundError,
     ValidationError,
+    ZiggeoError,
 )
+from ziggeo_async._batch import BatchRun
 from ziggeo_async.testing import FakeZiggeo
 
 
@@ -292,3 +295,162 @@ def test_results_render_as_json_friendly_values() -> None:
     result: BatchResult[None] = BatchResult(3, error=ValidationError("token", "empty"))
     assert not result.ok
     assert json.dumps({"index": result.index, "error": str(result.error)})
+
+
+async def leave_early(
+    results: AsyncIterator[BatchResult[AuthToken]], how: str, server: StandIn
+) -> None:
+    """Leave a bare ``async for`` after one result, by ``break``, ``return`` or a raise,
+    once the batch has its five requests in flight."""
+
+    async def fill() -> None:
+        while server.in_flight < 5:
+            await anyio.sleep(0.001)
+
+    async def by_return() -> None:
+        async for _ in results:
+            await fill()
+            return
+
+    if how == "break":
+        async for _ in results:
+            await fill()
+            break
+    elif how == "return":
+        await by_return()
+    else:
+        with pytest.raises(LookupError):  # noqa: PT012 - the raise is inside the loop
+            async for _ in results:
+                await fill()
+                raise LookupError(how)
+
+
+@pytest.mark.parametrize("how", ["break", "return", "raise"])
+@pytest.mark.anyio
+async def test_leaving_a_bare_async_for_early_leaves_the_caller_untouched(how: str) -> None:
+    server = StandIn(latency=10, fast_session_limits=frozenset({1}))
+    items = [{"session_limit": number} for number in range(1, 21)]
+    async with server.client() as client:
+        with anyio.fail_after(10):
+            await leave_early(client.authtokens.create_many(items, concurrency=5), how, server)
+            # The caller's own task goes on: awaits neither raise nor get cancelled...
+            for _ in range(20):
+                await anyio.lowlevel.checkpoint()
+            # ...while the dropped batch's requests in flight are cancelled.
+            while server.in_flight:
+                await anyio.sleep(0.001)
+        assert server.cancelled == 5
+        server.latency = 0
+        assert (await client.authtokens.create(session_limit=2)).session_limit == 2
+        assert len(server.tokens) == 2
+
+
+@pytest.mark.parametrize("how", ["break", "raise"])
+@pytest.mark.anyio
+async def test_a_batch_left_early_gives_its_connections_back(
+    served_fake: tuple[FakeZiggeo, str], how: str
+) -> None:
+    fake, url = served_fake
+    fake.latency = 60
+    # Two connections only, and a pool that gives up quickly: a connection still held by
+    # the abandoned batch's requests would make the creates below fail with PoolTimeout.
+    limits = httpx.Limits(max_connections=2)
+    async with (
+        httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(30, pool=5)) as http_client,
+        AsyncZiggeo(
+            fake.app_token, fake.private_key, base_url=url, http_client=http_client
+        ) as client,
+    ):
+        # Item 0 fails before anything is sent, so it is the first result while items
+        # 1 and 2 are on their way over both connections.
+        items: list[Any] = ["not a mapping", *[{}] * 20]
+        with anyio.fail_after(20):
+            if how == "break":
+                async for result in client.authtokens.create_many(items, concurrency=3):
+                    assert result.index == 0
+                    break
+            else:
+                with pytest.raises(LookupError):  # noqa: PT012 - the raise is inside the loop
+                    async for result in client.authtokens.create_many(items, concurrency=3):
+                        raise LookupError(result.index)
+            fake.latency = 0
+            async with anyio.create_task_group() as group:
+                for _ in range(2):
+                    group.start_soon(client.authtokens.create)
+    assert len(fake.tokens) == 2
+
+
+class ExplodingError(Exception):
+    """An error from below the SDK whose message holds what must not be shown."""
+
+
+def exploding_operation(index: int, item: str) -> Awaitable[str]:
+    async def run() -> str:
+        await anyio.lowlevel.checkpoint()
+        if item == "overflow":
+            raise OverflowError("int too large to convert")
+        if item == "recursion":
+            raise RecursionError("maximum recursion depth exceeded")
+        if item == "type":
+            raise TypeError("unhashable type: 'dict'")
+        if item == "below":
+            raise ExplodingError("Authorization: Basic PRIVATE-SECRET")
+        return item
+
+    return run()
+
+
+@pytest.mark.anyio
+async def test_any_failure_of_one_item_is_that_items_result() -> None:
+    items = ["ok-0", "overflow", "ok-2", "recursion", "type", "below", "ok-6"]
+    batch = BatchRun(items, exploding_operation, concurrency=3, max_per_second=None)
+    results = {result.index: result async for result in batch}
+    assert sorted(results) == list(range(7))
+    assert [results[i].value for i in (0, 2, 6)] == ["ok-0", "ok-2", "ok-6"]
+    for index, kind in [(1, "OverflowError"), (3, "RecursionError"), (4, "TypeError")]:
+        error = results[index].error
+        assert isinstance(error, ValidationError)
+        assert error.argument == f"items[{index}]"
+        assert kind in str(error)
+    below = results[5].error
+    assert type(below) is ZiggeoError
+    assert "ExplodingError" in str(below)
+    # Neither the message nor the chain carries what the original error said.
+    rendered = "".join(traceback.format_exception(below))
+    assert "SECRET" not in rendered
+    assert "SECRET" not in repr(results[5])
+    assert below.__cause__ is None
+    assert below.__context__ is None
+
+
+@pytest.mark.anyio
+async def test_weird_items_do_not_end_a_client_batch() -> None:
+    server = StandIn()
+    deep: dict[str, Any] = {}
+    for _ in range(100_000):
+        deep = {"read": deep}
+    items: list[Any] = [{"session_limit": 10**5000}, {"grants": deep}, {}, {1: 2}, {}]
+    async with server.client() as client:
+        results = {r.index: r async for r in client.authtokens.create_many(items)}
+    assert sorted(results) == list(range(5))
+    assert [i for i, r in sorted(results.items()) if r.ok] == [2, 4]
+    assert all(isinstance(r.error, ZiggeoError) for r in results.values() if not r.ok)
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+@pytest.mark.anyio
+async def test_memory_follows_the_work_in_flight_not_the_concurrency() -> None:
+    async def peak_for(concurrency: int) -> int:
+        server = StandIn()
+        tracemalloc.start()
+        try:
+            async with server.client() as client:
+                batch = client.authtokens.create_many([{}] * 10, concurrency=concurrency)
+                assert all([r.ok async for r in batch])
+            return tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+
+    modest, huge = await peak_for(10), await peak_for(10**6)
+    # A million-slot buffer or a million worker tasks would take hundreds of megabytes.
+    assert huge < modest + 256 * 1024, (modest, huge)

@@ -1,14 +1,17 @@
 """Batch runs: one operation over many items, a bounded number in flight.
 
-A run pulls items lazily (an item leaves the input only when a worker is free to
-send it), keeps at most ``concurrency`` requests in flight and at most
-``concurrency`` finished results waiting, so memory does not grow with the
-number of items. A failing item becomes a result carrying its typed error; the
-run goes on.
+A run pulls items lazily (an item leaves the input only when a slot is free), keeps
+requests in flight plus finished results unread within ``concurrency``, and starts
+workers only as items come, so memory follows the work in flight, not the number of
+items or ``concurrency``. Any failure of one item becomes that item's result, as a
+``ZiggeoError``; the run goes on. The workers run in a task of their own, so no
+cancel scope spans the reader's ``await``s and a dropped run leaves the reader alone.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import math
 from collections.abc import (
     AsyncGenerator,
@@ -18,19 +21,33 @@ from collections.abc import (
     Callable,
     Iterable,
 )
+from contextlib import suppress
 from types import TracebackType
 from typing import Generic, TypeVar
 
 import anyio
+import anyio.abc
 import attrs
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from ._errors import ValidationError, ZiggeoError
+from ._portal import running_async_library
 
 __all__ = ["BatchResult", "BatchRun", "check_batch_options"]
 
 T = TypeVar("T")
 ItemT = TypeVar("ItemT")
+
+
+def _error_key(error: ZiggeoError | None) -> tuple[object, ...] | None:
+    if error is None:
+        return None
+    return (
+        type(error),
+        str(error),
+        getattr(error, "status_code", None),
+        getattr(error, "body", None),
+    )
 
 
 @attrs.frozen
@@ -41,8 +58,10 @@ class BatchResult(Generic[T]):
     index: int
     #: The operation's result when it succeeded (``None`` for deletes).
     value: T | None = None
-    #: The typed error when it failed (``ValidationError`` for a malformed item).
-    error: ZiggeoError | None = None
+    #: The typed error when it failed (``ValidationError`` for a malformed item). Errors
+    #: compare by class, message, status and body: an exception's own equality is
+    #: identity, which a pickled or copied result could never meet.
+    error: ZiggeoError | None = attrs.field(default=None, eq=_error_key)
 
     @property
     def ok(self) -> bool:
@@ -84,9 +103,12 @@ class _Pacer:
 class BatchRun(AsyncIterator[BatchResult[T]], Generic[T, ItemT]):
     """An async iterator of ``BatchResult`` in completion order; also an async context manager.
 
-    Prefer ``async with ... as results: async for result in results`` (or
-    ``contextlib.aclosing``) when the loop may end early: leaving the block cancels
-    the requests still in flight at once, instead of when the iterator is collected.
+    The requests run in a task of their own, never in the caller's, and no cancel scope
+    of the caller's task is involved: an iterator dropped half way (``break``,
+    ``return`` or an exception out of a bare ``async for``) cancels them when it is
+    collected and leaves the caller's task as it was. ``async with ... as results`` (or
+    ``contextlib.aclosing``) cancels them when the block is left and waits until they
+    are: prefer it when the loop may end early.
     """
 
     def __init__(
@@ -98,17 +120,35 @@ class BatchRun(AsyncIterator[BatchResult[T]], Generic[T, ItemT]):
         max_per_second: float | None,
     ) -> None:
         check_batch_options(concurrency, max_per_second)
-        self._results = self._run(items, operation, concurrency, max_per_second)
+        pacer = None if max_per_second is None else _Pacer(max_per_second)
+        self._run = _Run(items, operation, concurrency, pacer)
+        self._done = False
 
     def __aiter__(self) -> BatchRun[T, ItemT]:
         return self
 
     async def __anext__(self) -> BatchResult[T]:
-        return await self._results.__anext__()
+        if self._done:
+            raise StopAsyncIteration
+        self._run.start()
+        try:
+            result = await self._run.next_result()
+        except Exception:  # the input failed: the run is over (a cancelled reader may go on)
+            self._done = True
+            raise
+        if result is None:
+            self._done = True
+            raise StopAsyncIteration
+        return result
 
     async def aclose(self) -> None:
-        """Stop the run: cancel what is in flight and pull no more items. Idempotent."""
-        await self._results.aclose()
+        """Stop the run: cancel what is in flight, pull no more items, and wait. Idempotent."""
+        self._done = True
+        self._run.cancel()
+        # Shielded: closing is what a cancelled reader's `async with` does on the way out,
+        # and the run, cancelled already, ends without waiting on the network.
+        with anyio.CancelScope(shield=True):
+            await self._run.stopped()
 
     async def __aenter__(self) -> BatchRun[T, ItemT]:
         return self
@@ -121,91 +161,208 @@ class BatchRun(AsyncIterator[BatchResult[T]], Generic[T, ItemT]):
     ) -> None:
         await self.aclose()
 
-    @staticmethod
-    async def _run(
+    def __del__(self) -> None:
+        # Dropped unfinished: have the run's own loop cancel it, as that loop does for a
+        # dropped async generator. Scheduling only; collection may happen in any thread.
+        run = getattr(self, "_run", None)  # None when the constructor raised
+        if run is not None and not self._done:
+            run.cancel_soon()
+
+
+class _Run(Generic[T, ItemT]):
+    """One batch's workers, in a task of their own, and what the reader takes from them.
+
+    Workers are started as work appears, never more than ``concurrency`` and never
+    more than one beyond the items in flight, so a huge ``concurrency`` costs nothing
+    until there are items for it. An item holds one of ``concurrency`` slots from the
+    moment it is pulled until the reader takes its result: requests in flight plus
+    results unread stay within ``concurrency``, so the input is pulled lazily.
+    """
+
+    def __init__(
+        self,
         items: Iterable[ItemT] | AsyncIterable[ItemT],
         operation: Callable[[int, ItemT], Awaitable[T]],
         concurrency: int,
-        max_per_second: float | None,
-    ) -> AsyncGenerator[BatchResult[T], None]:
-        source = _numbered(items)
-        pacer = None if max_per_second is None else _Pacer(max_per_second)
-        send, receive = anyio.create_memory_object_stream[BatchResult[T]](concurrency)
-
+        pacer: _Pacer | None,
+    ) -> None:
+        self._operation = operation
+        self._concurrency = concurrency
+        self._pacer = pacer
+        self._slots = anyio.Semaphore(concurrency)
+        # Made by start(): streams warn when collected unclosed, and a run may never start.
+        self._send: MemoryObjectSendStream[BatchResult[T]]
+        self._receive: MemoryObjectReceiveStream[BatchResult[T]]
+        self._scope = anyio.CancelScope()
+        self._finished = anyio.Event()
+        self._started = False
+        self._call_soon: Callable[[Callable[[], None]], None] | None = None
+        self._workers = 0
+        self._waiting = 0
+        self._input_failure: Exception | None = None
         # Pulling from a plain iterable never suspends, so workers cannot interleave
         # there; the lock (and its trip through the event loop) is for async sources.
-        pull_lock = anyio.Lock() if isinstance(items, AsyncIterable) else None
+        self._pull_lock = anyio.Lock() if isinstance(items, AsyncIterable) else None
+        self._source = _numbered(items)
 
-        async def worker(results: MemoryObjectSendStream[BatchResult[T]]) -> None:
-            async with results:
-                while True:
-                    numbered = await _pull(source, pull_lock)
-                    if numbered is None:
-                        return
-                    index, item = numbered
-                    if pacer is not None:
-                        await pacer.wait_turn()
-                    result: BatchResult[T]
-                    try:
-                        result = BatchResult(index, value=await operation(index, item))
-                    except ZiggeoError as error:
-                        result = BatchResult(index, error=error)
-                    if not await _hand_over(results, result):
-                        return
+    def start(self) -> None:
+        if not self._started:
+            self._started = True
+            # Unbounded in type only: every result in it holds a slot.
+            self._send, self._receive = anyio.create_memory_object_stream[BatchResult[T]](math.inf)
+            self._call_soon = spawn_detached(self._drive)
 
-        async with anyio.create_task_group() as workers, receive:
-            async with send:
-                for _ in range(concurrency):
-                    workers.start_soon(worker, send.clone())
+    def cancel(self) -> None:
+        """Cancel the workers (from any task on the run's event loop); does not wait."""
+        self._scope.cancel()
+        if self._started:
+            self._receive.close()
+
+    def cancel_soon(self) -> None:
+        """``cancel()`` from any thread: scheduled on the run's event loop, if still running."""
+        if self._call_soon is not None:
+            self._call_soon(self.cancel)
+
+    async def stopped(self) -> None:
+        """Wait until the workers are done and the input is closed (at once if never started)."""
+        if self._started:
+            await self._finished.wait()
+
+    async def next_result(self) -> BatchResult[T] | None:
+        """The next finished result, or None once every item is done."""
+        # Take what is ready without a trip through the event loop; wait only when nothing is.
+        try:
+            result = self._receive.receive_nowait()
+        except anyio.WouldBlock:
             try:
-                while (result := await _next_result(receive)) is not None:
-                    try:
-                        yield result
-                    except GeneratorExit:  # noqa: PERF203 - seen only at the yield
-                        # Closed early. Returning (not re-raising) lets the task group exit
-                        # cleanly once the finally below has cancelled the workers.
-                        return
-            finally:
-                workers.cancel_scope.cancel()
+                result = await self._receive.receive()
+            except anyio.EndOfStream:
+                return self._end()
+        except anyio.EndOfStream:
+            return self._end()
+        self._slots.release()
+        return result
+
+    def _end(self) -> BatchResult[T] | None:
+        self._receive.close()
+        if self._input_failure is not None:
+            # The input itself failed (not one of its items): the reader's to see.
+            raise self._input_failure
+        return None
+
+    async def _drive(self) -> None:
+        try:
+            with self._scope:
+                async with anyio.create_task_group() as workers:
+                    self._workers = 1
+                    workers.start_soon(self._work, workers)
+        finally:
+            try:
                 # The input may be the caller's async generator: close it now, not at GC.
                 with anyio.CancelScope(shield=True):
-                    await source.aclose()
+                    await self._source.aclose()
+            except Exception as error:  # noqa: BLE001 - this task must not raise
+                self._input_failure = self._input_failure or error
+            finally:
+                self._send.close()
+                self._finished.set()
 
+    async def _work(self, workers: anyio.abc.TaskGroup) -> None:
+        while True:
+            self._waiting += 1
+            try:
+                await self._slots.acquire()
+                numbered = await self._pull()
+            finally:
+                self._waiting -= 1
+            if numbered is None:
+                self._slots.release()
+                return
+            if not self._waiting and self._workers < self._concurrency:
+                # Every other worker is busy: one more may pull the next item meanwhile.
+                self._workers += 1
+                workers.start_soon(self._work, workers)
+            index, item = numbered
+            if self._pacer is not None:
+                await self._pacer.wait_turn()
+            result: BatchResult[T]
+            try:
+                result = BatchResult(index, value=await self._operation(index, item))
+            except Exception as error:  # noqa: BLE001 - every failure is the item's result
+                result = BatchResult(index, error=item_error(index, error))
+            try:
+                self._send.send_nowait(result)
+            except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+                return  # the reader has gone: the run is ending
 
-async def _pull(
-    source: AsyncGenerator[tuple[int, ItemT], None], lock: anyio.Lock | None
-) -> tuple[int, ItemT] | None:
-    if lock is None:
-        return await anext(source, None)
-    async with lock:
-        return await anext(source, None)
-
-
-async def _hand_over(results: MemoryObjectSendStream[T], result: T) -> bool:
-    """Pass a result to the reader; False if the reader has gone (the run is ending)."""
-    # The operation awaited already; a free slot needs no further checkpoint.
-    try:
+    async def _pull(self) -> tuple[int, ItemT] | None:
+        source = self._source
         try:
-            results.send_nowait(result)
-        except anyio.WouldBlock:
-            await results.send(result)
-    except anyio.BrokenResourceError:
-        return False
-    return True
-
-
-async def _next_result(receive: MemoryObjectReceiveStream[T]) -> T | None:
-    """The next finished result, or None once every worker is done."""
-    # Take what is ready without a trip through the event loop; wait only when nothing is.
-    try:
-        return receive.receive_nowait()
-    except anyio.WouldBlock:
-        try:
-            return await receive.receive()
-        except anyio.EndOfStream:
+            if self._pull_lock is None:
+                return await anext(source, None)
+            async with self._pull_lock:
+                return await anext(source, None)
+        except Exception as error:  # noqa: BLE001 - handed to the reader after the results
+            self._input_failure = error
+            self._scope.cancel()
             return None
-    except anyio.EndOfStream:
-        return None
+
+
+def item_error(index: int, error: Exception) -> ZiggeoError:
+    """A batch item's failure as a ``ZiggeoError``, whatever was raised.
+
+    An error of another type (an ``OverflowError`` or ``RecursionError`` from a
+    strange item, an unexpected error from below) is named by its type only and not
+    chained: its message and context could hold anything, the request's credentials
+    included, and a batch result is made to be logged.
+    """
+    if isinstance(error, ZiggeoError):
+        return error
+    kind = type(error).__name__
+    if isinstance(error, (TypeError, ValueError, ArithmeticError, RecursionError)):
+        return ValidationError(f"items[{index}]", f"this item could not be sent ({kind})")
+    return ZiggeoError(f"items[{index}] failed with an unexpected {kind}")
+
+
+def spawn_detached(
+    function: Callable[[], Awaitable[None]],
+) -> Callable[[Callable[[], None]], None]:
+    """Run ``function()`` in a task of its own on the running event loop (asyncio or trio).
+
+    Outside every task group, so no cancel scope of the caller's task is involved: the
+    task ends by itself or when cancelled through a scope it enters itself. It must not
+    raise (on trio a failing system task ends the whole run). Returns a thread-safe
+    ``call_soon(callback)`` for that loop, which does nothing once the loop has ended.
+    """
+    if running_async_library() == "trio":
+        import trio  # noqa: PLC0415 - only a program running trio gets here
+
+        trio.lowlevel.spawn_system_task(function, context=contextvars.copy_context())
+        token = trio.lowlevel.current_trio_token()
+
+        def call_soon_in_trio(callback: Callable[[], None]) -> None:
+            with suppress(trio.RunFinishedError):
+                token.run_sync_soon(callback)
+
+        return call_soon_in_trio
+    loop = asyncio.get_running_loop()
+    task: asyncio.Task[None] = loop.create_task(_run_awaitable(function))
+    _DETACHED.add(task)
+    task.add_done_callback(_DETACHED.discard)
+
+    def call_soon_in_asyncio(callback: Callable[[], None]) -> None:
+        with suppress(RuntimeError):  # the loop has closed
+            loop.call_soon_threadsafe(callback)
+
+    return call_soon_in_asyncio
+
+
+async def _run_awaitable(function: Callable[[], Awaitable[None]]) -> None:
+    await function()
+
+
+#: Detached asyncio tasks still running: the loop keeps only weak references to tasks.
+_DETACHED: set[asyncio.Task[None]] = set()
 
 
 async def _numbered(

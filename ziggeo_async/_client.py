@@ -422,6 +422,18 @@ class AsyncZiggeo:
         if owned is not None:
             await owned.aclose()
 
+    def __del__(self) -> None:
+        # Only a warning: closing needs the event loop, which a finalizer must not touch.
+        # What the pool holds is released with it, when it is collected too.
+        if getattr(self, "_owned", None) is not None and not self._closed:
+            warnings.warn(
+                f"{self!r} was not closed; use `async with` or `await aclose()` "
+                "(its connections are released only when it is collected)",
+                ResourceWarning,
+                stacklevel=2,
+                source=self,
+            )
+
     async def __aenter__(self) -> AsyncZiggeo:
         if self.closed:
             raise ClientClosedError("this AsyncZiggeo is closed; make a new client")

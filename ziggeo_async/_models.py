@@ -157,6 +157,13 @@ class AuthToken:
         factory=dict, converter=_frozen_mapping, repr=False, hash=False
     )
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # A mapping proxy neither pickles nor deep-copies: ``extra`` and ``raw`` travel as
+        # plain dicts and are frozen again by their converters.
+        fields = attrs.asdict(self, recurse=False)
+        fields["extra"], fields["raw"] = dict(self.extra), dict(self.raw)
+        return (_auth_token_from_fields, (fields,))
+
     @classmethod
     def from_json(cls, data: object) -> AuthToken:
         """Build from a decoded JSON object; raise ``ResponseShapeError`` if it is not one."""
@@ -185,3 +192,7 @@ class AuthToken:
     def to_json(self) -> dict[str, Any]:
         """The JSON object as received (a mutable copy of ``raw``)."""
         return dict(self.raw)
+
+
+def _auth_token_from_fields(fields: dict[str, Any]) -> AuthToken:
+    return AuthToken(**fields)

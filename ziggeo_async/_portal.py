@@ -6,25 +6,33 @@ the async client *on* that loop, sending each call through it as one round trip,
 refusing calls that would block an event loop, and stopping the thread on
 ``close()``. A portal per call would cost a thread and a loop per call, and httpx
 connections pooled on one loop break on another; so there is exactly one.
+
+Two moments outlive ``close()``: the interpreter's exit, which closes (or, when calls
+are still running, leaves behind) every client the program never closed, and
+``os.fork()``, after which the child forgets its parent's loop and connections and
+starts a portal of its own on its first call.
 """
 
 from __future__ import annotations
 
 import asyncio
+import atexit
+import os
 import sys
 import threading
+import time
 import warnings
+import weakref
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from concurrent import futures
 from concurrent.futures import Future
-from contextlib import ExitStack, suppress
+from contextlib import suppress
 from functools import partial
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, Generic, ParamSpec, Protocol, TypeVar
 
 import anyio
 import attrs
-from anyio.from_thread import start_blocking_portal
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from typing_extensions import Self
 
@@ -44,6 +52,8 @@ __all__ = [
 ]
 
 PORTAL_THREAD_NAME: Final = "ziggeo-async-portal"
+#: How long the interpreter's exit may spend closing the clients a program left open.
+EXIT_GRACE_SECONDS: Final = 0.5
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -92,6 +102,8 @@ class _Pump(Generic[T]):
     """
 
     receive: MemoryObjectReceiveStream[_Item[T] | _Failure]
+    #: The loop the pump runs on: a forked child has another, and no pump task.
+    loop: asyncio.AbstractEventLoop = attrs.field(factory=asyncio.get_running_loop)
     scope: anyio.CancelScope = attrs.field(factory=anyio.CancelScope)
     finished: anyio.Event = attrs.field(factory=anyio.Event)
 
@@ -143,7 +155,18 @@ async def _run_pump(
         pump.finished.set()
 
 
+def _runs_here(pump: _Pump[Any]) -> bool:
+    """Whether ``pump`` runs on the running loop: not so in a forked child, where the
+    pump's loop and task are a copy of the parent's that nothing runs."""
+    return pump.loop is asyncio.get_running_loop()
+
+
 async def _next(pump: _Pump[T]) -> T:
+    if not _runs_here(pump):
+        raise ClientClosedError(
+            "this batch was started in the parent process, before os.fork(); "
+            "start it again in this process"
+        )
     try:
         message = await pump.receive.receive()
     except (anyio.EndOfStream, anyio.ClosedResourceError):
@@ -155,6 +178,8 @@ async def _next(pump: _Pump[T]) -> T:
 
 async def _stop(pump: _Pump[Any]) -> None:
     """Cancel the pump, wait until its iterator is closed (work in flight cancelled)."""
+    if not _runs_here(pump):
+        return  # started before os.fork(): its task stayed in the parent
     pump.scope.cancel()
     await pump.finished.wait()
 
@@ -201,41 +226,90 @@ async def _report(coroutine: Coroutine[Any, Any, T], future: Future[T]) -> None:
             future.set_result(result)
 
 
+class _LoopThread:
+    """One daemon thread running an asyncio event loop (anyio's runner) until ``stop()``.
+
+    Not anyio's ``start_blocking_portal``: its teardown is a generator's ``finally`` that
+    waits for the loop thread without a bound. A client never closed has that generator
+    finalized while the interpreter shuts down, when daemon threads no longer run, and
+    the main thread waits there forever. Nothing here waits for the thread but
+    ``stop()``, which the exit hook calls with a bound.
+    """
+
+    def __init__(self) -> None:
+        started: Future[tuple[asyncio.AbstractEventLoop, anyio.Event]] = Future()
+        self._thread = threading.Thread(
+            target=self._run, args=(started,), name=PORTAL_THREAD_NAME, daemon=True
+        )
+        self._thread.start()
+        self.loop, self._stopping = started.result()
+        self.thread_id = self._thread.ident
+
+    def _run(self, started: Future[tuple[asyncio.AbstractEventLoop, anyio.Event]]) -> None:
+        async def serve() -> None:
+            stopping = anyio.Event()
+            started.set_result((asyncio.get_running_loop(), stopping))
+            await stopping.wait()
+
+        try:
+            anyio.run(serve, backend="asyncio")
+        except BaseException as error:
+            if not started.done():
+                started.set_exception(error)
+            raise
+
+    def stop(self, timeout: float | None = None) -> bool:
+        """Stop the loop (its runner cancels the tasks left) and join; whether it ended."""
+        with suppress(RuntimeError):  # the loop has closed already
+            self.loop.call_soon_threadsafe(self._stopping.set)
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+
+#: Portals with a running loop thread: closed at exit, forgotten in a forked child.
+_RUNNING: weakref.WeakSet[ClientPortal[Any]] = weakref.WeakSet()
+_RUNNING_LOCK = threading.Lock()
+
+
 class ClientPortal(Generic[ClientT]):
     """Runs one async client on its own event loop thread, started on first use.
 
-    The thread and its asyncio loop are an anyio ``BlockingPortal``'s, which also runs
-    the lifecycle (building the client, closing it). Calls do not use
-    ``BlockingPortal.call``: it waits for the loop twice (to spawn a task, then for its
-    result) and wraps each call in an anyio task group task and cancel scope. Each call
-    is one ``call_soon_threadsafe`` that starts a plain asyncio task instead: one round
-    trip, and cancelling its future cancels the task on the loop.
+    Calls do not use anyio's ``BlockingPortal.call``: it waits for the loop twice (to
+    spawn a task, then for its result) and wraps each call in an anyio task group task
+    and cancel scope. Each call is one ``call_soon_threadsafe`` that starts a plain
+    asyncio task instead: one round trip, and cancelling its future cancels the task on
+    the loop.
     """
 
-    def __init__(self, build_client: Callable[[], ClientT], *, async_name: str) -> None:
+    def __init__(
+        self, build_client: Callable[[], ClientT], *, async_name: str, sync_name: str
+    ) -> None:
         self._build_client = build_client
         self._async_name = async_name
+        self._sync_name = sync_name
         self._lock = threading.Lock()
         self._client: ClientT | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread_id: int | None = None
-        self._shutdown: ExitStack | None = None
+        self._loop_thread: _LoopThread | None = None
         self._in_flight: set[Future[Any]] = set()
         self._closed = False
 
     @property
     def started(self) -> bool:
         """Whether the portal thread is running."""
-        return self._loop is not None
+        return self._loop_thread is not None
 
     @property
     def closed(self) -> bool:
         """Whether ``close()`` has been called."""
         return self._closed
 
+    def _on_portal_thread(self) -> bool:
+        loop_thread = self._loop_thread
+        return loop_thread is not None and threading.get_ident() == loop_thread.thread_id
+
     def refuse_blocking_caller(self) -> None:
         """Raise ``BlockingCallError`` if the calling thread runs an event loop."""
-        if threading.get_ident() == self._thread_id:
+        if self._on_portal_thread():
             raise BlockingCallError(
                 "a sync client call was made on the client's own portal thread, where it "
                 f"would deadlock; code running on an event loop should use {self._async_name}"
@@ -261,33 +335,26 @@ class ClientPortal(Generic[ClientT]):
             if self._closed:
                 raise _closed_error()
             if self._client is None:
-                # Everything started so far is undone, in reverse, if a later step fails;
-                # close() runs the same stack.
-                with ExitStack() as stack:
-                    portal = stack.enter_context(
-                        start_blocking_portal("asyncio", name=PORTAL_THREAD_NAME)
-                    )
-                    loop, thread_id = portal.call(_loop_and_thread)
-                    client = portal.call(self._build_client)
-                    stack.callback(portal.call, client.aclose)
-                    self._shutdown = stack.pop_all()
-                self._loop, self._thread_id = loop, thread_id
-                self._client = client
+                loop_thread = _LoopThread()
+                try:
+                    # Built on the loop: the client may make loop-bound objects.
+                    client = self._wait(_submit(loop_thread.loop, _build(self._build_client)))
+                except BaseException:
+                    loop_thread.stop()
+                    raise
+                self._loop_thread, self._client = loop_thread, client
+                with _RUNNING_LOCK:
+                    _RUNNING.add(self)
             return self._client
 
     def _submit(self, coroutine: Coroutine[Any, Any, T]) -> Future[T]:
-        future: Future[T] = Future()
-        loop = self._loop
-        if loop is not None:  # else close() ran between client() and here
-            try:
-                loop.call_soon_threadsafe(_start_task, loop, coroutine, future)
-            except RuntimeError:  # the loop has closed
-                pass
-            else:
-                self._in_flight.add(future)
-                return future
-        coroutine.close()
-        raise _closed_error()
+        loop_thread = self._loop_thread
+        if loop_thread is None:  # close() ran between client() and here
+            coroutine.close()
+            raise _closed_error()
+        future = _submit(loop_thread.loop, coroutine)
+        self._in_flight.add(future)
+        return future
 
     def schedule(self, coroutine: Coroutine[Any, Any, object]) -> None:
         """Run ``coroutine`` on the portal loop without waiting for it (for finalizers)."""
@@ -327,7 +394,7 @@ class ClientPortal(Generic[ClientT]):
 
     def next_item(self, pump: _Pump[T]) -> T:
         """The next item of an async iterator pumped on the portal loop."""
-        self.refuse_blocking_caller()
+        self.client()  # refuses blocking callers; in a forked child, starts its own portal
         return self._wait(self._submit(_next(pump)))
 
     def close(self) -> None:
@@ -335,7 +402,7 @@ class ClientPortal(Generic[ClientT]):
 
         Idempotent; calls made after it raise ``ClientClosedError``.
         """
-        if threading.get_ident() == self._thread_id:
+        if self._on_portal_thread():
             raise BlockingCallError(
                 "close() on the client's own portal thread would wait for itself forever"
             )
@@ -343,20 +410,124 @@ class ClientPortal(Generic[ClientT]):
             if self._closed:
                 return
             self._closed = True
-            self._client = None
-            self._loop = None
-            shutdown, self._shutdown = self._shutdown, None
-            if shutdown is not None:
-                futures.wait(list(self._in_flight))
-                shutdown.close()
-            # A call that raced close() may have reached a loop that stopped before running it.
-            for future in list(self._in_flight):
-                if not future.done() and future.set_running_or_notify_cancel():
-                    future.set_exception(_closed_error())
+            self._shut_down(deadline=None)
+
+    def _shut_down(self, deadline: float | None) -> None:
+        """Close the client and stop the thread, by ``deadline`` (``time.monotonic()``) if given.
+
+        Called holding the lock, with ``_closed`` set.
+        """
+        with _RUNNING_LOCK:
+            _RUNNING.discard(self)
+        client, self._client = self._client, None
+        loop_thread, self._loop_thread = self._loop_thread, None
+        if loop_thread is not None and client is not None:
+            try:
+                futures.wait(list(self._in_flight), timeout=_left(deadline))
+                closing = _submit(loop_thread.loop, _aclose_by(client, deadline))
+                futures.wait([closing], timeout=_left(deadline))
+                if closing.done():
+                    closing.result()  # a failure to close is the caller's to see
+            finally:
+                loop_thread.stop(timeout=_left(deadline))
+        # A call that raced close() may have reached a loop that stopped before running it.
+        for future in list(self._in_flight):
+            if not future.done() and future.set_running_or_notify_cancel():
+                future.set_exception(_closed_error())
+
+    def _close_at_exit(self, deadline: float) -> None:
+        """The exit hook's part: close within ``deadline`` unless calls still run, and warn.
+
+        Calls in flight belong to daemon threads the interpreter is about to stop; ending
+        them would wake those threads to raise while the interpreter shuts down. So such a
+        client is left to the operating system, which closes its sockets with the process.
+        """
+        closed_here = False
+        if self._lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
+            try:
+                if not self._closed and not self._in_flight:
+                    self._closed = closed_here = True
+                    # A failure to close has no one to go to at exit: the process ends.
+                    with suppress(Exception):
+                        self._shut_down(deadline)
+            finally:
+                self._lock.release()
+        # Last: with warnings made errors, this raises.
+        outcome = "closed at exit" if closed_here else "left running at exit: calls were in flight"
+        warnings.warn(
+            f"a {self._sync_name} was not closed; call close() or use `with` ({outcome})",
+            ResourceWarning,
+            stacklevel=1,
+        )
+
+    def _forget_after_fork(self) -> None:
+        """In a forked child: drop the parent's loop, client and connections, untouched.
+
+        Closing them here would act on sockets the parent still uses (a TLS close would
+        even write to them); the child starts a portal of its own on its next call.
+        """
+        self._lock = threading.Lock()  # another thread of the parent may have held it
+        self._client = None
+        self._loop_thread = None
+        self._in_flight = set()
 
 
-def _loop_and_thread() -> tuple[asyncio.AbstractEventLoop, int]:
-    return asyncio.get_running_loop(), threading.get_ident()
+def _left(deadline: float | None) -> float | None:
+    return None if deadline is None else max(0.0, deadline - time.monotonic())
+
+
+async def _build(build_client: Callable[[], ClientT]) -> ClientT:
+    return build_client()
+
+
+async def _aclose_by(client: AsyncClient, deadline: float | None) -> None:
+    if deadline is None:
+        await client.aclose()
+        return
+    with anyio.move_on_after(max(0.0, deadline - time.monotonic())):
+        await client.aclose()
+
+
+def _submit(loop: asyncio.AbstractEventLoop, coroutine: Coroutine[Any, Any, T]) -> Future[T]:
+    """Start ``coroutine`` as a task on ``loop`` (from another thread); its future."""
+    future: Future[T] = Future()
+    try:
+        loop.call_soon_threadsafe(_start_task, loop, coroutine, future)
+    except RuntimeError:  # the loop has closed
+        coroutine.close()
+        raise _closed_error() from None
+    return future
+
+
+def _close_portals_at_exit() -> None:
+    """Close what the program left open: runs before daemon threads stop (atexit)."""
+    deadline = time.monotonic() + EXIT_GRACE_SECONDS
+    with _RUNNING_LOCK:
+        running = list(_RUNNING)
+    raised: ResourceWarning | None = None
+    for portal in running:
+        try:
+            portal._close_at_exit(deadline)  # noqa: SLF001 - this module's own class
+        except ResourceWarning as warning:  # noqa: PERF203 - -W error: still close the rest
+            raised = raised or warning
+    if raised is not None:
+        raise raised
+
+
+def _forget_portals_in_child() -> None:
+    global _RUNNING_LOCK  # noqa: PLW0603 - a lock the parent's threads may have held
+    _RUNNING_LOCK = threading.Lock()
+    running = list(_RUNNING)
+    _RUNNING.clear()
+    for portal in running:
+        portal._forget_after_fork()  # noqa: SLF001 - this module's own class
+
+
+# After threading's own exit step (non-daemon threads joined, so their calls are done),
+# while the portal threads, daemons, still run.
+atexit.register(_close_portals_at_exit)
+if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork
+    os.register_at_fork(after_in_child=_forget_portals_in_child)
 
 
 class PortalIterator(Iterator[T]):
@@ -475,6 +646,7 @@ class SyncClientBase(Generic[ClientT, ConfigT]):
             # The one place the facade uses the async client's construction hook.
             partial(async_class._from_config, config),  # noqa: SLF001
             async_name=async_class.__name__,
+            sync_name=type(self).__name__,
         )
 
     @property

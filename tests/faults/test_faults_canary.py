@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+import anyio
 import pytest
 
 from tests.faults._support import (
@@ -75,3 +76,4 @@ def test_clean_material_is_not_flagged(canary: Canary) -> None:
     clean.records.append(logging.LogRecord("ziggeo_async", 10, __file__, 1, "ok", (), None))
     assert clean.hits() == []
     assert repr(client)
+    anyio.run(client.aclose)  # an unclosed client warns when collected
