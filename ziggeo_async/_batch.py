@@ -31,6 +31,7 @@ import attrs
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from ._errors import ValidationError, ZiggeoError
+from ._pacer import CURRENT_PACER, Pacer
 from ._portal import running_async_library
 
 __all__ = ["BatchResult", "BatchRun", "check_batch_options"]
@@ -84,22 +85,6 @@ def check_batch_options(concurrency: object, max_per_second: object) -> None:
         )
 
 
-class _Pacer:
-    """Spaces request starts at least ``1 / rate`` seconds apart, across all workers."""
-
-    def __init__(self, rate: float) -> None:
-        self._interval = 1.0 / rate
-        self._next_start = 0.0
-        self._lock = anyio.Lock()
-
-    async def wait_turn(self) -> None:
-        async with self._lock:
-            now = anyio.current_time()
-            start = max(now, self._next_start)
-            self._next_start = start + self._interval
-            await anyio.sleep(start - now)
-
-
 class BatchRun(AsyncIterator[BatchResult[T]], Generic[T, ItemT]):
     """An async iterator of ``BatchResult`` in completion order; also an async context manager.
 
@@ -120,7 +105,9 @@ class BatchRun(AsyncIterator[BatchResult[T]], Generic[T, ItemT]):
         max_per_second: float | None,
     ) -> None:
         check_batch_options(concurrency, max_per_second)
-        pacer = None if max_per_second is None else _Pacer(max_per_second)
+        # One pace for the whole batch: max_per_second is its ceiling, and a 429 slows
+        # every worker (see _pacer).
+        pacer = Pacer(max_per_second)
         self._run = _Run(items, operation, concurrency, pacer)
         self._done = False
 
@@ -184,7 +171,7 @@ class _Run(Generic[T, ItemT]):
         items: Iterable[ItemT] | AsyncIterable[ItemT],
         operation: Callable[[int, ItemT], Awaitable[T]],
         concurrency: int,
-        pacer: _Pacer | None,
+        pacer: Pacer,
     ) -> None:
         self._operation = operation
         self._concurrency = concurrency
@@ -251,6 +238,8 @@ class _Run(Generic[T, ItemT]):
         return None
 
     async def _drive(self) -> None:
+        # This task's context, and so its workers': every attempt of theirs takes a turn.
+        CURRENT_PACER.set(self._pacer)
         try:
             with self._scope:
                 async with anyio.create_task_group() as workers:
@@ -283,8 +272,6 @@ class _Run(Generic[T, ItemT]):
                 self._workers += 1
                 workers.start_soon(self._work, workers)
             index, item = numbered
-            if self._pacer is not None:
-                await self._pacer.wait_turn()
             result: BatchResult[T]
             try:
                 result = BatchResult(index, value=await self._operation(index, item))

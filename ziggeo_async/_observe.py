@@ -12,7 +12,7 @@ import os
 import re
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any, Final
 
 import attrs
@@ -160,8 +160,24 @@ _NO_SPAN: Final = SpanRecorder()
 _OTEL_INSTALLED: Final = importlib.util.find_spec("opentelemetry") is not None
 
 
-@contextmanager
-def start_span(operation: str, method: str, server_address: str) -> Iterator[SpanRecorder]:
+class _NoSpan:
+    """The context manager of a call with no span: made once, entered for free."""
+
+    __slots__ = ()
+
+    def __enter__(self) -> SpanRecorder:
+        return _NO_SPAN
+
+    def __exit__(self, *exc_info: object) -> None:
+        return None
+
+
+_NO_SPAN_CONTEXT: Final = _NoSpan()
+
+
+def start_span(
+    operation: str, method: str, server_address: str
+) -> AbstractContextManager[SpanRecorder]:
     """One CLIENT span per call, when opentelemetry is installed and a provider is set.
 
     Without opentelemetry nothing is imported; with it but with no tracer provider set
@@ -169,14 +185,21 @@ def start_span(operation: str, method: str, server_address: str) -> Iterator[Spa
     goes into a span: the operation, the HTTP method, the host, the status, the attempts.
     """
     if not _OTEL_INSTALLED:
-        yield _NO_SPAN
-        return
+        return _NO_SPAN_CONTEXT
     from opentelemetry import trace  # noqa: PLC0415 - optional, and cheap once imported
 
     provider = trace.get_tracer_provider()
     if isinstance(provider, trace.ProxyTracerProvider):
-        yield _NO_SPAN
-        return
+        return _NO_SPAN_CONTEXT
+    return _span(provider, operation, method, server_address)
+
+
+@contextmanager
+def _span(
+    provider: Any, operation: str, method: str, server_address: str
+) -> Iterator[SpanRecorder]:
+    from opentelemetry import trace  # noqa: PLC0415 - optional
+
     tracer = provider.get_tracer("ziggeo_async", __version__)
     with tracer.start_as_current_span(
         f"ziggeo.authtokens.{operation}",

@@ -4,10 +4,11 @@ Why AIMD, and a measured cut, rather than botocore's cubic token bucket: cubic i
 made for a long-lived client whose traffic comes and goes, and it needs many
 throttles to learn the ceiling. A batch is short and sends as fast as it may, so the
 rate it *achieved* is a good measure of what the server allows. On a throttle (429, or
-503 with ``Retry-After``) the pace drops to 90 % of the successes of the last second
-(halved if there were none) and everyone waits out the ``Retry-After``; at most one
-cut a fifth of a second, so one burst of 429s counts once. Then the pace grows
-additively, by 5 % a second (at least one request a second per second), up to
+503 with ``Retry-After``) the pace drops to 90 % of the rate of successes since the
+last cut (halved if there were none) and everyone waits out the
+``Retry-After``. A throttle within two turns of the last cut is the same
+overshoot and cuts nothing more; one that finds nothing got through since halves.
+Then the pace grows additively, by 5 % a second (at least one request a second per second), up to
 ``max_per_second`` when one is given. That ramp keeps throttles rare once the ceiling
 is found, which is the point: every 429 is a request sent for nothing.
 
@@ -18,7 +19,6 @@ workers set, so each attempt of each item, retries included, takes a turn.
 from __future__ import annotations
 
 import contextvars
-from collections import deque
 from typing import Final
 
 import anyio
@@ -26,11 +26,10 @@ import anyio
 __all__ = ["CURRENT_PACER", "Pacer"]
 
 _CUT_FACTOR: Final = 0.9
-_CUT_SPACING: Final = 0.2  # seconds between two cuts
+_TURNS_PER_CUT: Final = 2
 _GROWTH_PER_SECOND: Final = 0.05
 _MIN_GROWTH: Final = 1.0
 _MIN_RATE: Final = 1.0
-_WINDOW: Final = 1.0  # seconds of successes the cut measures
 
 
 class Pacer:
@@ -42,15 +41,19 @@ class Pacer:
         self.rate: float | None = ceiling
         self._next_turn = 0.0
         self._paused_until = 0.0
-        self._last_cut = -_CUT_SPACING
+        self._last_cut: float | None = None
+        self._first_turn: float | None = None
         self._last_growth: float | None = None
-        self._successes: deque[float] = deque()
+        #: Successes since the last cut (or the start): memory stays constant.
+        self._successes = 0
         #: Throttles seen, for tests and figures.
         self.throttles = 0
 
     async def take_turn(self) -> None:
         """Wait for this request's slot: after any pause, one interval after the last."""
         now = anyio.current_time()
+        if self._first_turn is None:
+            self._first_turn = now
         slot = max(now, self._paused_until)
         if self.rate is not None:
             slot = max(slot, self._next_turn)
@@ -60,10 +63,7 @@ class Pacer:
 
     def succeeded(self) -> None:
         now = anyio.current_time()
-        successes = self._successes
-        successes.append(now)
-        while successes and successes[0] < now - _WINDOW:
-            successes.popleft()
+        self._successes += 1
         if self.rate is None:
             return
         if self._last_growth is not None:
@@ -79,12 +79,19 @@ class Pacer:
         self.throttles += 1
         if retry_after is not None:
             self._paused_until = max(self._paused_until, now + retry_after)
-        if now - self._last_cut < _CUT_SPACING:
+        since = self._last_cut if self._last_cut is not None else self._first_turn or now
+        span = now - since
+        # One cut per overshoot: a throttle sooner than two turns after the last cut is
+        # the same burst of 429s, already answered.
+        if self.rate is not None and span < _TURNS_PER_CUT / self.rate:
             return
         self._last_cut = now
-        recent = sum(1 for when in self._successes if when >= now - _WINDOW)
-        measured = recent / _WINDOW
-        cut = measured * _CUT_FACTOR if measured else (self.rate or 2 * _MIN_RATE) / 2
+        # The rate the server let through since the last cut.
+        recent, self._successes = self._successes, 0
+        if recent and span > 0:
+            cut = recent / span * _CUT_FACTOR
+        else:  # nothing got through since: halve
+            cut = (self.rate or 2 * _MIN_RATE) / 2
         self.rate = max(_MIN_RATE, cut if self.rate is None else min(self.rate, cut))
         self._last_growth = now
 
