@@ -152,6 +152,7 @@ async def test_transport_hands_back_status_headers_and_body(answering: Misbehavi
         await transport.aclose()
     assert response.status_code == 201
     assert response.reason_phrase == "Created"
+    assert response.http_version == "HTTP/1.1"  # as aiohttp read the status line
     assert response.headers["retry-after"] == "0"
     assert response.json()["token"] == "t0123456789abcdef"
 

@@ -37,7 +37,6 @@ import yarl
 
 __all__ = ["AiohttpTransport"]
 
-_HTTP_1_1: Final = b"HTTP/1.1"
 _URL_CACHE_SIZE: Final = 64
 
 
@@ -101,6 +100,11 @@ def _mapped(error: BaseException, request: httpx2.Request) -> httpx2.TransportEr
     else:  # any other connection failure: it may have reached the server
         mapped = httpx2.ReadError(message, request=request)
     return mapped
+
+
+def _version_text(version: aiohttp.HttpVersion | None) -> bytes:
+    version = version or aiohttp.HttpVersion11
+    return f"HTTP/{version.major}.{version.minor}".encode("ascii")
 
 
 class _BodyStream(httpx2.AsyncByteStream):
@@ -224,7 +228,8 @@ class AiohttpTransport(httpx2.AsyncBaseTransport):
                 headers=response.raw_headers,
                 stream=_BodyStream(response, request),
                 extensions={
-                    "http_version": _HTTP_1_1,
+                    # The version aiohttp read off the status line (it does the parsing).
+                    "http_version": _version_text(response.version),
                     "reason_phrase": (response.reason or "").encode("latin-1"),
                 },
             )
