@@ -49,6 +49,11 @@ class ThreadedServer:
     on a thread; ``stopping`` is set at the end, so a handler that holds a connection
     open polls it. Subclasses write ``handle``: the one socket-server skeleton the
     tests share.
+
+    The server, not the handler, closes every connection: when ``handle`` returns,
+    unless it kept the connection with ``hold`` (then when the server stops). So no
+    socket outlives the test whatever path a handler took out, and a loaded machine,
+    where a handler may still be running when the block ends, warns of none.
     """
 
     def __init__(self) -> None:
@@ -58,6 +63,9 @@ class ThreadedServer:
         self.url = f"http://127.0.0.1:{self.port}"
         self.stopping = threading.Event()
         self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._handlers: list[threading.Thread] = []
+        self._held: list[socket.socket] = []
+        self._lock = threading.Lock()
 
     def __enter__(self) -> Self:
         self._thread.start()
@@ -67,13 +75,29 @@ class ThreadedServer:
         self.stopping.set()
         self._thread.join(timeout=10)
         self._listener.close()
-        self.closed()
+        with self._lock:
+            held, self._held = self._held, []
+        for connection in held:
+            connection.close()
+        for handler in self._handlers:
+            handler.join(timeout=10)
 
     def handle(self, connection: socket.socket) -> None:
         raise NotImplementedError
 
-    def closed(self) -> None:
-        """Called once the server stopped (release what ``handle`` held)."""
+    def hold(self, connection: socket.socket) -> None:
+        """Keep ``connection`` open after ``handle`` returns, until the server stops."""
+        with self._lock:
+            self._held.append(connection)
+
+    def _serve(self, connection: socket.socket) -> None:
+        try:
+            self.handle(connection)
+        finally:
+            with self._lock:
+                keep = connection in self._held
+            if not keep:
+                connection.close()
 
     def _accept(self) -> None:
         while not self.stopping.is_set():
@@ -81,4 +105,6 @@ class ThreadedServer:
                 connection, _ = self._listener.accept()
             except TimeoutError:
                 continue
-            threading.Thread(target=self.handle, args=(connection,), daemon=True).start()
+            handler = threading.Thread(target=self._serve, args=(connection,), daemon=True)
+            self._handlers.append(handler)
+            handler.start()

@@ -170,6 +170,48 @@ async def test_input_is_pulled_lazily_and_breaking_early_stops_pulling() -> None
 
 
 @pytest.mark.anyio
+async def test_an_unread_result_does_not_keep_the_next_request_waiting() -> None:
+    # A worker whose answer came back sends its next item at once, before the reader
+    # has taken that answer: otherwise every answer waits for the reader's turn and the
+    # batch runs below its concurrency (idle connections, which the pool pays for).
+    gates = [anyio.Event() for _ in range(8)]
+    started: list[int] = []
+
+    async def operation(index: int, item: int) -> int:
+        started.append(index)
+        await gates[index].wait()
+        return item
+
+    async with BatchRun(range(8), operation, concurrency=2, max_per_second=None) as batch:
+        first: list[BatchResult[int]] = []
+
+        async def read_one() -> None:
+            first.append(await anext(batch))
+
+        async with anyio.create_task_group() as reader:
+            reader.start_soon(read_one)
+            await anyio.wait_all_tasks_blocked()
+            assert started == [0, 1]
+            gates[1].set()
+        assert first[0].value == 1
+        await anyio.wait_all_tasks_blocked()
+        assert started == [0, 1, 2]
+        # Nobody reads now: item 0's answer waits in the reader's queue.
+        gates[0].set()
+        await anyio.wait_all_tasks_blocked()
+        assert started == [0, 1, 2, 3], "item 3 waited for the reader to take item 0's result"
+        gates[2].set()
+        gates[3].set()
+        await anyio.wait_all_tasks_blocked()
+        # The queue is full with two answers (0 and 2): 3's worker waits holding its
+        # answer, 4 is in flight, and nothing more is pulled until the reader reads.
+        assert started == [0, 1, 2, 3, 4]
+        for gate in gates:
+            gate.set()
+        assert sorted([result.value async for result in batch]) == [0, *range(2, 8)]
+
+
+@pytest.mark.anyio
 async def test_async_iterable_input() -> None:
     async def items() -> AsyncIterator[dict[str, int]]:
         for number in range(1, 51):

@@ -54,15 +54,9 @@ class MisbehavingServer(ThreadedServer):
         self.behaviour = behaviour
         self.gzip_body = gzip_body
         self.requests: list[bytes] = []
-        self._held: list[socket.socket] = []
-
-    def closed(self) -> None:
-        for connection in self._held:
-            connection.close()
 
     def handle(self, connection: socket.socket) -> None:
         connection.settimeout(2)
-        held = self._held
         buffer = b""
         while not self.stopping.is_set():
             while b"\r\n\r\n" not in buffer:
@@ -71,7 +65,6 @@ class MisbehavingServer(ThreadedServer):
                 except OSError:
                     chunk = b""
                 if not chunk:
-                    connection.close()
                     return
                 buffer += chunk
             head, _, rest = buffer.partition(b"\r\n\r\n")
@@ -85,10 +78,9 @@ class MisbehavingServer(ThreadedServer):
             self.requests.append(head + b"\r\n\r\n" + rest[:length])
             buffer = rest[length:]
             if self.behaviour == "drop":
-                connection.close()
                 return
             if self.behaviour == "hang":
-                held.append(connection)
+                self.hold(connection)
                 return
             body = gzip.compress(TOKEN_BODY) if self.gzip_body else TOKEN_BODY
             encoding = b"Content-Encoding: gzip\r\n" if self.gzip_body else b""
@@ -553,3 +545,43 @@ async def test_a_compressed_chunked_body_under_the_cap_is_read_whole(
 
 def test_an_http_connection_says_whose_it_is() -> None:
     assert "lent" in repr(HTTPConnection(httpx2.AsyncClient(), owned=False))
+
+
+@pytest.mark.parametrize(
+    ("method", "url", "content", "headers"),
+    [
+        ("POST", "https://api.example/v1/authtokens/", b"a=1", {"Content-Type": "x/y"}),
+        ("GET", "https://api.example/v1/authtokens/abc", None, {"User-Agent": "ours"}),
+        ("DELETE", "http://127.0.0.1:8080/v1/authtokens/k%20y", None, {"Authorization": "B"}),
+        ("POST", "http://[::1]:8080/v1/authtokens/", None, {}),
+        ("PUT", "https://api.example/v1/authtokens/abc", b"", {"Accept": "text/plain"}),
+    ],
+)
+def test_the_owned_client_sends_what_build_request_would_make(
+    method: str, url: str, content: bytes | None, headers: dict[str, str]
+) -> None:
+    # The owned connection makes its requests from cached parts; what goes out must be
+    # exactly what httpx2's build_request makes (the client's default headers included).
+    client = httpx2.AsyncClient()
+    connection = HTTPConnection(client, owned=True)
+    timeouts = (1.0, 2.0, 3.0, None)
+    for _ in range(2):  # the second time from the cache
+        ours = connection._owned_request(method, url, content, headers, timeouts)
+        expected = client.build_request(
+            method, url, content=content, headers=headers, timeout=timeouts
+        )
+        assert (ours.method, ours.url, ours.headers.raw) == (
+            expected.method,
+            expected.url,
+            expected.headers.raw,
+        )
+        assert ours.extensions == expected.extensions
+        assert ours.read() == expected.read()
+
+
+def test_the_owned_clients_parsed_urls_are_bounded() -> None:
+    connection = HTTPConnection(httpx2.AsyncClient(), owned=True)
+    for number in range(1000):
+        url = f"https://api.example/v1/authtokens/{number}"
+        assert connection._owned_request("GET", url, None, {}, (1.0,) * 4).url == url
+    assert len(connection._urls) <= 64

@@ -424,20 +424,25 @@ def test_from_env_reads_the_variables_and_names_a_missing_one(
 
 
 async def test_a_rate_limited_batch_paces_itself_and_every_item_succeeds() -> None:
-    """Against a limit: every item made, 429s a small share. (The 2,000-item run against
-    200/s, wall time included, is benchmarks/bench_pacing.py.)"""
+    """Against a limit: every item made, 429s a small share once the first wave has
+    answered. (The 2,000-item run against 200/s, wall time included, is
+    benchmarks/bench_pacing.py.)"""
     fake = FakeZiggeo()
     fake.rate_limit(per_second=400, burst=10)
     client = fake_client(fake)
     made = 0
+    concurrency = 64
     work = ({"session_limit": n} for n in range(800))
-    async with client.authtokens.create_many(work, concurrency=64) as results:
+    async with client.authtokens.create_many(work, concurrency=concurrency) as results:
         async for result in results:
             assert result.ok, result.error
             made += 1
     assert made == len(fake.tokens) == 800
     throttled = sum(1 for request in fake.requests if request.status == 429)
-    assert throttled <= 0.05 * len(fake.requests), throttled
+    # The first wave goes out before any answer can slow it: all but the burst of it may
+    # be refused. Unpaced, most of the rest would be too (bench_pacing: 90 %).
+    first_wave = concurrency - 10
+    assert throttled - first_wave <= 0.05 * len(fake.requests), throttled
 
 
 async def test_max_per_second_is_the_ceiling_of_the_pace() -> None:

@@ -1,7 +1,8 @@
 """Batch runs: one operation over many items, a bounded number in flight.
 
-A run pulls items lazily (an item leaves the input only when a slot is free), keeps
-requests in flight plus finished results unread within ``concurrency``, and starts
+A run pulls items lazily (an item leaves the input only when a worker is free), keeps
+at most ``concurrency`` requests in flight and at most ``concurrency`` finished results
+waiting for the reader, and starts
 workers only as items come, so memory follows the work in flight, not the number of
 items or ``concurrency``. Any failure of one item becomes that item's result, as a
 ``ZiggeoError``; the run goes on. The workers run in a task of their own, so no
@@ -161,9 +162,16 @@ class _Run(Generic[T, ItemT]):
 
     Workers are started as work appears, never more than ``concurrency`` and never
     more than one beyond the items in flight, so a huge ``concurrency`` costs nothing
-    until there are items for it. An item holds one of ``concurrency`` slots from the
-    moment it is pulled until the reader takes its result: requests in flight plus
-    results unread stay within ``concurrency``, so the input is pulled lazily.
+    until there are items for it. Each worker sends one item at a time, so requests in
+    flight stay within ``concurrency``. A finished result takes one of ``concurrency``
+    places in the reader's queue, given back when the reader takes it; a worker whose
+    result finds the queue full waits, so a slow reader stops the pulling.
+
+    Why the queue has places of its own, rather than an item holding one slot from its
+    pull until it is read: then every answer had to wait for the reader's turn on the
+    event loop before its worker could send the next request, and on average a quarter
+    of a 64-wide batch's connections stood idle, which httpcore2's pool pays for on every
+    request (benchmarks/README.md).
     """
 
     def __init__(
@@ -176,7 +184,7 @@ class _Run(Generic[T, ItemT]):
         self._operation = operation
         self._concurrency = concurrency
         self._pacer = pacer
-        self._slots = anyio.Semaphore(concurrency)
+        self._unread_places = anyio.Semaphore(concurrency)
         # Made by start(): streams warn when collected unclosed, and a run may never start.
         self._send: MemoryObjectSendStream[BatchResult[T]]
         self._receive: MemoryObjectReceiveStream[BatchResult[T]]
@@ -227,7 +235,7 @@ class _Run(Generic[T, ItemT]):
                 return self._end()
         except anyio.EndOfStream:
             return self._end()
-        self._slots.release()
+        self._unread_places.release()
         return result
 
     def _end(self) -> BatchResult[T] | None:
@@ -260,12 +268,10 @@ class _Run(Generic[T, ItemT]):
         while True:
             self._waiting += 1
             try:
-                await self._slots.acquire()
                 numbered = await self._pull()
             finally:
                 self._waiting -= 1
             if numbered is None:
-                self._slots.release()
                 return
             if not self._waiting and self._workers < self._concurrency:
                 # Every other worker is busy: one more may pull the next item meanwhile.
@@ -277,6 +283,11 @@ class _Run(Generic[T, ItemT]):
                 result = BatchResult(index, value=await self._operation(index, item))
             except Exception as error:  # noqa: BLE001 - every failure is the item's result
                 result = BatchResult(index, error=item_error(index, error))
+            try:
+                # Without a trip through the event loop while the reader keeps up.
+                self._unread_places.acquire_nowait()
+            except anyio.WouldBlock:
+                await self._unread_places.acquire()
             try:
                 self._send.send_nowait(result)
             except (anyio.BrokenResourceError, anyio.ClosedResourceError):

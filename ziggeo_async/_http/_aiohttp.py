@@ -35,6 +35,8 @@ import aiohttp
 import httpx2
 import yarl
 
+from . import MAX_RESPONSE_BYTES
+
 __all__ = ["AiohttpTransport"]
 
 _URL_CACHE_SIZE: Final = 64
@@ -221,18 +223,40 @@ class AiohttpTransport(httpx2.AsyncBaseTransport):
         except (aiohttp.ClientError, _FailedAfterSending, asyncio.TimeoutError) as error:
             failure = _mapped(error, request)
         else:
-            # stream=, not content=: no Content-Length to fill in, and the reader above
-            # decides how much of the body it takes.
-            return httpx2.Response(
-                response.status,
-                headers=response.raw_headers,
-                stream=_BodyStream(response, request),
-                extensions={
-                    # The version aiohttp read off the status line (it does the parsing).
-                    "http_version": _version_text(response.version),
-                    "reason_phrase": (response.reason or "").encode("latin-1"),
-                },
-            )
+            extensions = {
+                # The version aiohttp read off the status line (it does the parsing).
+                "http_version": _version_text(response.version),
+                "reason_phrase": (response.reason or "").encode("latin-1"),
+            }
+            length = response.content_length
+            if (
+                length is not None
+                and length <= MAX_RESPONSE_BYTES
+                and response.headers.get("Content-Encoding", "identity") == "identity"
+            ):
+                # What every auth-token answer is: a small body of declared size, nothing
+                # to inflate. Read here in one piece, which costs a fraction of streaming
+                # it through httpx2; the reader's cap has nothing left to count.
+                try:
+                    body = await response.read()
+                except (aiohttp.ClientError, asyncio.TimeoutError) as error:
+                    failure = _mapped(error, request)
+                else:
+                    return httpx2.Response(
+                        response.status,
+                        headers=response.raw_headers,
+                        content=body,
+                        extensions=extensions,
+                    )
+            else:
+                # stream=, not content=: no Content-Length to fill in, and the reader above
+                # decides how much of the body it takes.
+                return httpx2.Response(
+                    response.status,
+                    headers=response.raw_headers,
+                    stream=_BodyStream(response, request),
+                    extensions=extensions,
+                )
         # Raised here, outside the except block, so the aiohttp error is neither its cause
         # nor its context: see _safe_message.
         raise failure
