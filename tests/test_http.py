@@ -4,8 +4,11 @@ real (misbehaving) servers on 127.0.0.1."""
 
 from __future__ import annotations
 
+import datetime as dt
 import gzip
+import ipaddress
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -17,6 +20,10 @@ from typing import Any
 import httpx
 import httpx2
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from tests._support import ThreadedServer
 from ziggeo_async import (
@@ -585,3 +592,74 @@ def test_the_owned_clients_parsed_urls_are_bounded() -> None:
         url = f"https://api.example/v1/authtokens/{number}"
         assert connection._owned_request("GET", url, None, {}, (1.0,) * 4).url == url
     assert len(connection._urls) <= 64
+
+
+def _self_signed_for_loopback(directory: Any) -> tuple[str, str]:
+    """A certificate for 127.0.0.1 and its key, as PEM files in ``directory``."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = dt.datetime.now(dt.timezone.utc)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
+    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return str(cert_path), str(key_path)
+
+
+class TLSAnsweringServer(MisbehavingServer):
+    def __init__(self, cert: str, key: str) -> None:
+        super().__init__("answer")
+        self._tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        self._tls.load_cert_chain(cert, key)
+        self.url = f"https://127.0.0.1:{self.port}"
+
+    def handle(self, connection: socket.socket) -> None:
+        try:
+            wrapped = self._tls.wrap_socket(connection, server_side=True)
+        except (ssl.SSLError, OSError):  # the client refused our certificate
+            return
+        with wrapped:
+            super().handle(wrapped)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("backend", ["httpx2", "aiohttp"])
+async def test_the_owned_client_trusts_ssl_cert_file_as_it_is_when_the_client_is_made(
+    backend: str, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The trust store is loaded once per process for each SSL_CERT_FILE / SSL_CERT_DIR
+    # value: a client made after the variable changed must see the new value.
+    cert, key = _self_signed_for_loopback(tmp_path)
+    with TLSAnsweringServer(cert, key) as server:
+        monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+        monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+        untrusting = AsyncZiggeo("app", "secret", base_url=server.url, http_backend=backend)
+        async with untrusting:
+            with pytest.raises(APIConnectionError):
+                await untrusting.authtokens.create(session_limit=1)
+        monkeypatch.setenv("SSL_CERT_FILE", cert)
+        for _ in range(2):  # the second from the kept context
+            trusting = AsyncZiggeo("app", "secret", base_url=server.url, http_backend=backend)
+            async with trusting:
+                token = await trusting.authtokens.create(session_limit=1)
+            assert token.token == "t0123456789abcdef"
