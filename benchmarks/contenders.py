@@ -225,7 +225,7 @@ def bare_aiohttp(url: str) -> Callable[[Budget], set[str]]:
     import aiohttp
 
     headers = {
-        "Authorization": aiohttp.BasicAuth(APP_TOKEN, PRIVATE_KEY).encode(),
+        "Authorization": aiohttp.encode_basic_auth(APP_TOKEN, PRIVATE_KEY),
         "Content-Type": "application/x-www-form-urlencoded",
     }
     body = urllib.parse.urlencode(_form()).encode("ascii")
