@@ -818,8 +818,16 @@ def test_a_fixed_line_runs_again(tmp_path: Path, subprocess_env: dict[str, str])
         assert sent == collections.Counter([1, 2, 3])
 
 
-def test_a_first_ctrl_c_lets_the_requests_in_flight_finish(
-    tmp_path: Path, subprocess_env: dict[str, str]
+@pytest.mark.parametrize(
+    ("signum", "said"),
+    [
+        (signal.SIGINT, "interrupted: taking no more lines"),
+        # What systemd, Kubernetes or Celery send to stop a job: as graceful as a Ctrl-C.
+        (signal.SIGTERM, "terminated (SIGTERM): taking no more lines"),
+    ],
+)
+def test_a_first_ctrl_c_or_sigterm_lets_the_requests_in_flight_finish(
+    tmp_path: Path, subprocess_env: dict[str, str], signum: signal.Signals, said: str
 ) -> None:
     lines, concurrency = 200, 8
     source = write_lines(tmp_path / "in.jsonl", *creates(lines))
@@ -831,10 +839,12 @@ def test_a_first_ctrl_c_lets_the_requests_in_flight_finish(
         )
         with subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True) as job:
             wait_until(lambda: len(started_lines(out)) >= concurrency, "requests in flight")
-            job.send_signal(signal.SIGINT)
+            job.send_signal(signum)
             _, err = job.communicate(timeout=60)
         assert job.returncode == 130, err
+        assert said in err
         assert "waiting up to 30 s" in err
+        assert "outcome unknown" not in err.replace("0 outcome unknown", "")
         final = states(out)
         assert "unknown" not in final.values()
         assert "started" not in final.values()
@@ -844,7 +854,10 @@ def test_a_first_ctrl_c_lets_the_requests_in_flight_finish(
         assert sent == collections.Counter(list(final))  # each request sent: answered, recorded
 
 
-def test_a_second_ctrl_c_stops_at_once(tmp_path: Path, subprocess_env: dict[str, str]) -> None:
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_second_ctrl_c_or_sigterm_stops_at_once(
+    tmp_path: Path, subprocess_env: dict[str, str], signum: signal.Signals
+) -> None:
     concurrency = 4
     source = write_lines(tmp_path / "in.jsonl", *creates(50))
     out = tmp_path / "out.jsonl"
@@ -856,9 +869,9 @@ def test_a_second_ctrl_c_stops_at_once(tmp_path: Path, subprocess_env: dict[str,
         with subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True) as job:
             assert job.stderr is not None
             wait_until(lambda: len(started_lines(out)) == concurrency, "requests in flight")
-            job.send_signal(signal.SIGINT)
+            job.send_signal(signum)
             assert "waiting up to 60 s" in job.stderr.readline()
-            job.send_signal(signal.SIGINT)
+            job.send_signal(signum)
             _, err = job.communicate(timeout=20)
         assert job.returncode == 130, err
     final = states(out)
