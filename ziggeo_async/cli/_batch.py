@@ -13,9 +13,9 @@ The ``--out`` file is the job's journal (see ``_journal``). On a resume:
 A resume is refused when the journal belongs to another job, or when a line that is
 done or unknown reads differently now (edited, or moved by an inserted line).
 
-The first SIGINT stops taking lines and waits up to ``grace`` seconds for the
-requests in flight; a second one (or the end of the wait) stops at once, and what
-was in flight is recorded as unknown.
+The first SIGINT or SIGTERM (what process managers send) stops taking lines and
+waits up to ``grace`` seconds for the requests in flight; a second one (or the end
+of the wait) stops at once, and what was in flight is recorded as unknown.
 """
 
 from __future__ import annotations
@@ -340,42 +340,52 @@ class BatchJob:
             )
         self._in_flight.clear()
 
-    async def _on_interrupt(self) -> None:
+    async def _on_interrupt(self, signum: signal.Signals) -> None:
+        ctrl_c = signum == signal.SIGINT
         if not self.interrupted:
             self.interrupted = True
             self._stop.deadline = anyio.current_time() + self.grace
+            what = "interrupted" if ctrl_c else f"terminated ({signum.name})"
+            again = "Ctrl-C again" if ctrl_c else f"{signum.name} again or Ctrl-C"
             self._say(
-                f"interrupted: taking no more lines; waiting up to {self.grace:g} s for the "
-                f"{len(self._in_flight)} requests in flight (Ctrl-C again to stop now)"
+                f"{what}: taking no more lines; waiting up to {self.grace:g} s for the "
+                f"{len(self._in_flight)} requests in flight ({again} to stop now)"
             )
         else:
             self._stopped_at_once = True
             self._stop.cancel()
-            self._say("interrupted again: stopping now")
+            self._say(f"{'interrupted' if ctrl_c else 'terminated'} again: stopping now")
 
     @contextlib.contextmanager
     def _interrupts_handled(self) -> Iterator[None]:
-        """SIGINT stops the job gracefully while the run lasts (main thread, asyncio only)."""
+        """SIGINT and SIGTERM stop the job gracefully while the run lasts (main thread,
+        asyncio only): a process manager's stop is as safe as a Ctrl-C."""
         handling: set[asyncio.Task[None]] = set()
 
-        def interrupted() -> None:
+        def interrupted(signum: signal.Signals) -> None:
             # A signal callback runs outside any task; anyio's calls need one.
-            task = loop.create_task(self._on_interrupt())
+            task = loop.create_task(self._on_interrupt(signum))
             handling.add(task)
             task.add_done_callback(handling.discard)
 
+        handled: list[signal.Signals] = []
         try:
             loop = asyncio.get_running_loop()
             if threading.current_thread() is not threading.main_thread():
                 raise RuntimeError  # noqa: TRY301 - signals reach the main thread only
-            loop.add_signal_handler(signal.SIGINT, interrupted)
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(signum, interrupted, signum)
+                handled.append(signum)
         except (RuntimeError, NotImplementedError):
-            yield  # no graceful stop here: Ctrl-C interrupts as usual
+            for signum in handled:
+                loop.remove_signal_handler(signum)
+            yield  # no graceful stop here: the signals act as usual
             return
         try:
             yield
         finally:
-            loop.remove_signal_handler(signal.SIGINT)
+            for signum in handled:
+                loop.remove_signal_handler(signum)
 
     async def run(
         self,

@@ -49,6 +49,9 @@ __all__ = [
 ]
 
 JOURNAL_FORMAT: Final = 1
+#: The most trips through the event loop a group waits for more lines before its sync:
+#: a bound on what the first line of a group can be held back when answers keep coming.
+_MAX_GATHER_ROUNDS: Final = 8
 LineState = Literal["started", "done", "failed", "unknown"]
 _BOM: Final = b"\xef\xbb\xbf"
 _RUN_MARK: Final = b'{"event": "run", "pid": '
@@ -222,11 +225,15 @@ def _sync_to_disk(fd: int) -> None:
 class JournalWriter:
     """Appends entries; ``commit()`` makes everything appended so far durable.
 
-    Group commit: a caller first lets every other ready worker append its own line,
-    then one sync covers them all, so at full speed there is about one sync per
-    ``concurrency`` lines. The sync runs on the event loop's thread: handing it to a
-    worker thread measured no cheaper (the thread then waits for the GIL to report
-    back). A write or sync that fails is kept in ``error`` and nothing more is written.
+    Group commit: the first caller to need a sync gathers a group. It lets the other
+    tasks run, one trip through the event loop at a time, for as long as each trip
+    appends more (at most ``_MAX_GATHER_ROUNDS``); callers that arrive meanwhile wait
+    for its sync instead of issuing their own. So at full speed there is about one
+    sync per ``concurrency`` lines, and when the loop is idle (answers on their way
+    over the network) a group waits one trip at most. The sync runs on the event
+    loop's thread: handing it to a worker thread measured no cheaper (the thread then
+    waits for the GIL to report back). A write or sync that fails is kept in
+    ``error`` and nothing more is written.
     """
 
     def __init__(self, journal: BinaryIO, *, durable: bool) -> None:
@@ -234,6 +241,7 @@ class JournalWriter:
         self._durable = durable
         self._appended = 0
         self._committed = 0
+        self._gathered: anyio.Event | None = None
         self.error: OSError | None = None
         if journal.tell():
             with Path(journal.name).open("rb") as existing:
@@ -262,16 +270,36 @@ class JournalWriter:
     async def commit(self) -> bool:
         """Everything appended so far, synced to disk; False if the journal broke."""
         target = self._appended
-        if self._committed < target and self.error is None:
-            # Let every worker that is ready append its line first: one sync covers them all.
-            await anyio.lowlevel.checkpoint()
-        if self._committed < target and self.error is None:
-            covered = self._appended
+        while self._committed < target and self.error is None:
+            if self._gathered is not None:
+                # Another caller is gathering a group: its sync covers this entry too.
+                await self._gathered.wait()
+                continue
+            self._gathered = gathered = anyio.Event()
             try:
-                self._journal.flush()
-                if self._durable:
-                    _sync_to_disk(self._journal.fileno())
-                self._committed = covered
-            except OSError as error:
-                self.error = error
+                await self._gather()
+                self._sync()
+            finally:
+                self._gathered = None
+                gathered.set()
         return self.error is None
+
+    async def _gather(self) -> None:
+        # A single trip lets through only the workers already ready; those it wakes
+        # (a result read frees their slot) append a trip later. Measured: one trip gave
+        # a sync per 12 lines at concurrency 32, gathering until quiet one per 29.
+        for _ in range(_MAX_GATHER_ROUNDS):
+            before = self._appended
+            await anyio.lowlevel.checkpoint()
+            if self._appended == before:
+                return
+
+    def _sync(self) -> None:
+        covered = self._appended
+        try:
+            self._journal.flush()
+            if self._durable:
+                _sync_to_disk(self._journal.fileno())
+            self._committed = covered
+        except OSError as error:
+            self.error = error

@@ -371,7 +371,7 @@ def _add_batch_commands(commands: Any, fake_option: list[_Parser], api: str) -> 
             type=_seconds,
             default=5.0,
             metavar="SECONDS",
-            help="after a first Ctrl-C, how long to wait for the requests in flight "
+            help="after a first Ctrl-C or SIGTERM, how long to wait for the requests in flight "
             "(default: %(default)g)",
         )
         job.add_argument(
