@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import logging
 import os
 import runpy
 import signal
@@ -127,6 +128,17 @@ def test_debug_shows_the_traceback(served: FakeZiggeo, capsys: pytest.CaptureFix
     assert "Traceback" in err
     assert "NotFoundError" in err
     assert "ziggeo-async: DELETE /v1/authtokens/…oken -> 404 (attempt 1, " in err
+
+
+def test_debug_leaves_the_sdks_logger_as_it_found_it(
+    served: FakeZiggeo, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # main() is also called in process (by tests, by programs that embed the command):
+    # after it, the SDK's logger must log at the level it had, with the handlers it had.
+    sdk_log = logging.getLogger("ziggeo_async")
+    before = (sdk_log.level, list(sdk_log.handlers))
+    run(capsys, "--debug", "authtokens", "delete", "missing-token")
+    assert (sdk_log.level, list(sdk_log.handlers)) == before
 
 
 def test_half_the_credentials_is_bad_usage(

@@ -518,6 +518,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exit_request.code if isinstance(exit_request.code, int) else EXIT_USAGE
     handler: Handler = args.handler
     request_log = logging.getLogger("ziggeo_async")
+    # Given back in the end: main() also runs in process, and a logger left at DEBUG
+    # would log every later request of the process.
+    level_before = request_log.level
     log_handler = logging.StreamHandler(sys.stderr)
     log_handler.setFormatter(logging.Formatter(f"{PROG}: %(message)s"))
     if args.debug:
@@ -539,6 +542,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(args, error, EXIT_FAILED, prefix=f"unexpected {type(error).__name__}: ")
     finally:
         request_log.removeHandler(log_handler)
+        request_log.setLevel(level_before)
 
 
 def _show_warning(message: Warning | str, *_where: object, **_also: object) -> None:
