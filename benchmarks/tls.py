@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import datetime as dt
-import ipaddress
+import sys
 from pathlib import Path
 
 import certifi
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from tests._certificates import self_signed_for_loopback
 
 
 def make_certificate(folder: Path) -> tuple[Path, Path, Path]:
@@ -20,33 +18,7 @@ def make_certificate(folder: Path) -> tuple[Path, Path, Path]:
     added: every client is pointed at it through ``SSL_CERT_FILE``, so loading a
     trust store costs what it costs against the real host, and the stub verifies.
     """
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = dt.datetime.now(dt.timezone.utc)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_pem = certificate.public_bytes(serialization.Encoding.PEM)
-    cert_path, key_path, trust_path = folder / "cert.pem", folder / "key.pem", folder / "trust.pem"
-    cert_path.write_bytes(cert_pem)
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    trust_path.write_bytes(Path(certifi.where()).read_bytes() + b"\n" + cert_pem)
+    cert_path, key_path = self_signed_for_loopback(folder)
+    trust_path = folder / "trust.pem"
+    trust_path.write_bytes(Path(certifi.where()).read_bytes() + b"\n" + cert_path.read_bytes())
     return cert_path, key_path, trust_path

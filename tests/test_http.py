@@ -4,9 +4,7 @@ real (misbehaving) servers on 127.0.0.1."""
 
 from __future__ import annotations
 
-import datetime as dt
 import gzip
-import ipaddress
 import socket
 import ssl
 import subprocess
@@ -20,11 +18,8 @@ from typing import Any
 import httpx
 import httpx2
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
+from tests._certificates import self_signed_for_loopback
 from tests._support import ThreadedServer
 from ziggeo_async import (
     APIConnectionError,
@@ -594,38 +589,6 @@ def test_the_owned_clients_parsed_urls_are_bounded() -> None:
     assert len(connection._urls) <= 64
 
 
-def _self_signed_for_loopback(directory: Any) -> tuple[str, str]:
-    """A certificate for 127.0.0.1 and its key, as PEM files in ``directory``."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = dt.datetime.now(dt.timezone.utc)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
-    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return str(cert_path), str(key_path)
-
-
 class TLSAnsweringServer(MisbehavingServer):
     def __init__(self, cert: str, key: str) -> None:
         super().__init__("answer")
@@ -649,7 +612,8 @@ async def test_the_owned_client_trusts_ssl_cert_file_as_it_is_when_the_client_is
 ) -> None:
     # The trust store is loaded once per process for each SSL_CERT_FILE / SSL_CERT_DIR
     # value: a client made after the variable changed must see the new value.
-    cert, key = _self_signed_for_loopback(tmp_path)
+    cert_path, key_path = self_signed_for_loopback(tmp_path)
+    cert, key = str(cert_path), str(key_path)
     with TLSAnsweringServer(cert, key) as server:
         monkeypatch.delenv("SSL_CERT_FILE", raising=False)
         monkeypatch.delenv("SSL_CERT_DIR", raising=False)
