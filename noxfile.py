@@ -64,7 +64,7 @@ def typecheck(session: nox.Session) -> None:
 
 @nox.session(python="3.11")
 def codegen(session: nox.Session) -> None:
-    """Regenerate ziggeo_async/_sync.py from the async classes (`nox -s codegen -- --check`
+    """Regenerate ziggeo_async/_faces/sync.py from the async classes (`nox -s codegen -- --check`
     only checks that the checked-in file is current)."""
     session.install("-e", ".", *nox.project.dependency_groups(PYPROJECT, "lint"))
     session.run("python", "scripts/generate_sync.py", *session.posargs)

@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import httpx2
 
 from ziggeo_async import AsyncZiggeo
-from ziggeo_async import _pacer as pacer_module
+from ziggeo_async._request import pacer as pacer_module
 from ziggeo_async.testing import FakeZiggeo
 
 

@@ -22,8 +22,8 @@ with atheris.instrument_imports():
     import httpx
 
     from ziggeo_async import APIResponseValidationError, AsyncZiggeo, AuthToken, ValidationError
-    from ziggeo_async._arguments import path_segment
-    from ziggeo_async._retry import parse_retry_after
+    from ziggeo_async._core.arguments import path_segment
+    from ziggeo_async._request.retry import parse_retry_after
 
 _LOOP = asyncio.new_event_loop()
 

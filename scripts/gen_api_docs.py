@@ -31,8 +31,8 @@ MODULES: tuple[tuple[str, str, dict[str, str]], ...] = (
         {
             "resources.AsyncAuthTokens": "`AsyncZiggeo(...).authtokens`",
             "resources.Auth": "`AsyncZiggeo(...).auth` and `SyncZiggeo(...).auth`",
-            "_sync.SyncAuthTokens": "`SyncZiggeo(...).authtokens`",
-            "_portal.PortalIterator": "what `SyncZiggeo(...).authtokens.create_many()` and "
+            "_faces.sync.SyncAuthTokens": "`SyncZiggeo(...).authtokens`",
+            "_faces.portal.PortalIterator": "what `SyncZiggeo(...).authtokens.create_many()` and "
             "the other batch methods return",
         },
     ),

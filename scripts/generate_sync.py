@@ -1,6 +1,6 @@
-"""Generate the sync facade (``ziggeo_async/_sync.py``) from the async classes themselves.
+"""Generate the sync facade (``ziggeo_async/_faces/sync.py``) from the async classes themselves.
 
-    python scripts/generate_sync.py          # write ziggeo_async/_sync.py
+    python scripts/generate_sync.py          # write ziggeo_async/_faces/sync.py
     python scripts/generate_sync.py --check  # regenerate into a scratch file; fail if stale
 
 The generator reads ``AsyncZiggeo`` and its resources with ``inspect`` and
@@ -10,7 +10,7 @@ method that sends the call through the client's portal, each method returning an
 async iterator becomes one returning a ``PortalIterator``. A resource with no async
 member (``auth``) is not wrapped: the sync client shares the very object, taken
 from the checked config. The portal's lifecycle is hand-written in
-``ziggeo_async/_portal.py``; ``LIFECYCLE`` maps the async members it replaces.
+``ziggeo_async/_faces/portal.py``; ``LIFECYCLE`` maps the async members it replaces.
 
 Whatever it cannot translate (a static method, a plain method on an async
 resource, a type it cannot name) stops it with ``GenerationError``: it never skips.
@@ -38,8 +38,8 @@ from typing import Any
 import typing_extensions
 
 REPOSITORY = Path(__file__).resolve().parent.parent
-TARGET = REPOSITORY / "ziggeo_async" / "_sync.py"
-PORTAL_MODULE = "ziggeo_async._portal"
+TARGET = REPOSITORY / "ziggeo_async" / "_faces" / "sync.py"
+PORTAL_MODULE = "ziggeo_async._faces.portal"
 
 #: Async members whose sync twins are hand-written in ``SyncClientBase``.
 LIFECYCLE = {
@@ -647,7 +647,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="fail if the checked-in file is stale")
     options = parser.parse_args(argv)
     sys.path.insert(0, str(REPOSITORY))
-    from ziggeo_async._client import AsyncZiggeo  # noqa: PLC0415 - after the path is set
+    from ziggeo_async._faces.client import AsyncZiggeo  # noqa: PLC0415 - after the path is set
 
     if options.check:
         diff = check(AsyncZiggeo, TARGET)

@@ -21,7 +21,7 @@ from ziggeo_async import (
     RetryPolicy,
     ValidationError,
 )
-from ziggeo_async._arguments import encode_form, normalize_arguments, timeout_seconds
+from ziggeo_async._core.arguments import encode_form, normalize_arguments, timeout_seconds
 
 Call = Callable[[AsyncZiggeo, dict[str, Any]], Awaitable[object]]
 

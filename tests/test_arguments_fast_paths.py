@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ziggeo_async import Grant, Grants, ValidationError
-from ziggeo_async._arguments import encode_form, json_writer, normalize_arguments
+from ziggeo_async._core.arguments import encode_form, json_writer, normalize_arguments
 
 
 class Token(str):

@@ -22,7 +22,7 @@ from ziggeo_async import (
     ValidationError,
     ZiggeoError,
 )
-from ziggeo_async._batch import BatchRun
+from ziggeo_async._request.batch import BatchRun
 from ziggeo_async.testing import FakeZiggeo
 
 

@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from ziggeo_async._tokens import ClientTokenCipher
+from ziggeo_async._core.cipher import ClientTokenCipher
 from ziggeo_async.cli import _main, main
 from ziggeo_async.testing import FakeZiggeo
 

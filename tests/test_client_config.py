@@ -6,7 +6,7 @@ import httpx
 import pytest
 
 from ziggeo_async import AsyncZiggeo, ConfigurationError
-from ziggeo_async._client import ClientConfig
+from ziggeo_async._faces.client import ClientConfig
 
 
 def test_config_takes_exactly_the_constructor_arguments() -> None:

@@ -19,7 +19,7 @@ from ziggeo_async import (
     ValidationError,
     WeakEncryptionKeyWarning,
 )
-from ziggeo_async._tokens import ClientTokenCipher
+from ziggeo_async._core.cipher import ClientTokenCipher
 
 VECTORS: list[dict[str, Any]] = json.loads(
     (Path(__file__).parent / "data" / "client-auth-tokens.json").read_text("utf-8")

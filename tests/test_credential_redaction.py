@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 
 from tests.hostile._profiles import HOSTILE
 from ziggeo_async import APIResponseValidationError, AsyncZiggeo, BadRequestError
-from ziggeo_async._errors import BODY_EXCERPT_CHARS
-from ziggeo_async._redaction import REDACTED, credential_texts, redact_body
+from ziggeo_async._core.errors import BODY_EXCERPT_CHARS
+from ziggeo_async._core.redaction import REDACTED, credential_texts, redact_body
 
 pytestmark = pytest.mark.anyio
 
@@ -111,11 +111,28 @@ def _views(output: str) -> list[str]:
         ),
         re.sub(r"[ \t]*(?:\r\n|\r|\n)[ \t]*|\x00", "", cleaned),
     ]
-    views.extend(
-        cleaned.encode(charset, "replace").decode("utf-8", "replace")
-        for charset in ("latin-1", "cp1252")
-    )
+    views.extend(_read_back_as_utf8(cleaned, charset) for charset in ("latin-1", "cp1252"))
     return views
+
+
+def _encodable(char: str, charset: str) -> bool:
+    try:
+        char.encode(charset)
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _read_back_as_utf8(text: str, charset: str) -> str:
+    """``text`` written in ``charset`` and read as UTF-8. A character the charset lacks
+    becomes the sentinel, not the ``?`` of ``errors="replace"``, which a key may hold."""
+    pieces = [""]
+    for char in text:
+        if _encodable(char, charset):
+            pieces[-1] += char
+        else:
+            pieces.append("")
+    return SENTINEL.join(piece.encode(charset).decode("utf-8", "replace") for piece in pieces)
 
 
 def _assert_nothing_left(output: str, app_token: str, key: str) -> None:

@@ -39,8 +39,8 @@ import respx
 
 import ziggeo_async
 from scripts import gen_api_docs
-from ziggeo_async import _errors as errors_module
-from ziggeo_async import _retry as retry_module
+from ziggeo_async._core import errors as errors_module
+from ziggeo_async._request import retry as retry_module
 from ziggeo_async.cli import build_parser
 from ziggeo_async.testing import FakeZiggeo
 

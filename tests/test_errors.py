@@ -29,7 +29,7 @@ from ziggeo_async import (
     ValidationError,
     ZiggeoError,
 )
-from ziggeo_async._errors import BODY_EXCERPT_CHARS, error_class_for_status
+from ziggeo_async._core.errors import BODY_EXCERPT_CHARS, error_class_for_status
 
 FAMILY = {
     400: BadRequestError,

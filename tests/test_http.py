@@ -28,8 +28,9 @@ from ziggeo_async import (
     AsyncZiggeo,
     ConfigurationError,
 )
-from ziggeo_async._http import MAX_RESPONSE_BYTES, HTTPConnection, classify_failure
-from ziggeo_async._retry import Failure
+from ziggeo_async._core.defaults import MAX_RESPONSE_BYTES
+from ziggeo_async._core.errors import Failure
+from ziggeo_async._http import HTTPConnection, classify_failure
 
 aiohttp = pytest.importorskip("aiohttp")
 from ziggeo_async._http._aiohttp import (  # noqa: E402 - needs aiohttp

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from ziggeo_async import NotFoundError, ValidationError
-from ziggeo_async._portal import PORTAL_THREAD_NAME
+from ziggeo_async._faces.portal import PORTAL_THREAD_NAME
 from ziggeo_async.legacy import Ziggeo, official_arguments, official_grants
 
 SENT: list[httpx.Request] = []

@@ -369,7 +369,7 @@ def test_without_a_tracer_provider_no_span_is_made(subprocess_env: dict[str, str
     code = (
         "import asyncio, httpx2, sys\n"
         "from ziggeo_async import AsyncZiggeo\n"
-        "from ziggeo_async import _observe\n"
+        "from ziggeo_async._request import observe as _observe\n"
         "from ziggeo_async.testing import FakeZiggeo\n"
         "fake = FakeZiggeo()\n"
         "client = AsyncZiggeo(fake.app_token, fake.private_key,\n"

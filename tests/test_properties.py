@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from tests._support import make_client
 from ziggeo_async import ValidationError
-from ziggeo_async._arguments import encode_form, normalize_arguments
+from ziggeo_async._core.arguments import encode_form, normalize_arguments
 
 EXAMPLES = settings(
     max_examples=300,

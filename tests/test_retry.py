@@ -23,10 +23,10 @@ from ziggeo_async import (
     NotFoundError,
     RateLimitError,
     RetryPolicy,
-    _pipeline,
 )
-from ziggeo_async._errors import error_class_for_status
-from ziggeo_async._retry import (
+from ziggeo_async._core.errors import error_class_for_status
+from ziggeo_async._request import pipeline as _pipeline
+from ziggeo_async._request.retry import (
     Decision,
     Failure,
     Operation,

@@ -29,7 +29,7 @@ from ziggeo_async import (
     SyncZiggeo,
     ValidationError,
 )
-from ziggeo_async._portal import PORTAL_THREAD_NAME
+from ziggeo_async._faces.portal import PORTAL_THREAD_NAME
 from ziggeo_async.resources import Auth
 
 REPOSITORY = Path(__file__).resolve().parent.parent

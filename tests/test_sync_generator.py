@@ -21,7 +21,7 @@ import pytest
 import typing_extensions
 
 from ziggeo_async import AsyncZiggeo, SyncZiggeo
-from ziggeo_async._portal import PORTAL_THREAD_NAME, PortalIterator, SyncClientBase
+from ziggeo_async._faces.portal import PORTAL_THREAD_NAME, PortalIterator, SyncClientBase
 
 REPOSITORY = Path(__file__).resolve().parent.parent
 GENERATOR_PATH = REPOSITORY / "scripts" / "generate_sync.py"

@@ -1,9 +1,8 @@
 """ziggeo-async: an async-first, typed SDK for Ziggeo auth tokens."""
 
-from ._arguments import TokenArguments
-from ._batch import BatchResult, BatchRun
-from ._client import AsyncZiggeo
-from ._errors import (
+from ._core.arguments import TokenArguments
+from ._core.cipher import WeakEncryptionKeyWarning
+from ._core.errors import (
     APIConnectionError,
     APIError,
     APIResponseTooLargeError,
@@ -24,11 +23,12 @@ from ._errors import (
     ValidationError,
     ZiggeoError,
 )
-from ._models import AuthToken, Grant, Grants
-from ._observe import RetryEvent, TokenIdFilter, configure_logging_from_env
-from ._retry import RetryPolicy
-from ._sync import SyncZiggeo
-from ._tokens import WeakEncryptionKeyWarning
+from ._core.models import AuthToken, Grant, Grants
+from ._faces.client import AsyncZiggeo
+from ._faces.sync import SyncZiggeo
+from ._request.batch import BatchResult, BatchRun
+from ._request.observe import RetryEvent, TokenIdFilter, configure_logging_from_env
+from ._request.retry import RetryPolicy
 from ._version import __version__
 
 __all__ = [

@@ -29,8 +29,8 @@ from typing import Any
 
 import httpx2
 
-from ._errors import ValidationError
-from ._sync import SyncZiggeo
+from ._core.errors import ValidationError
+from ._faces.sync import SyncZiggeo
 
 __all__ = [
     "OFFICIAL_ONLY",

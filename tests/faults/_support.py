@@ -18,7 +18,7 @@ import httpx2
 from ziggeo_async import AsyncZiggeo, RetryPolicy
 from ziggeo_async._http import HTTPConnection
 from ziggeo_async._http._aiohttp import AiohttpTransport
-from ziggeo_async._retry import Decision, Operation, Verdict
+from ziggeo_async._request.retry import Decision, Operation, Verdict
 
 if sys.version_info < (3, 11):  # anyio and trio depend on the backport there
     from exceptiongroup import BaseExceptionGroup

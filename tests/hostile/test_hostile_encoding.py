@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from tests.hostile._profiles import HOSTILE
 from ziggeo_async import AsyncZiggeo, ValidationError
-from ziggeo_async._arguments import (
+from ziggeo_async._core.arguments import (
     MAX_SECONDS,
     MAX_SESSION_LIMIT,
     encode_form,

@@ -35,7 +35,7 @@ from ziggeo_async import (
     RetryPolicy,
     UnprocessableEntityError,
 )
-from ziggeo_async._retry import Operation, Verdict, parse_retry_after
+from ziggeo_async._request.retry import Operation, Verdict, parse_retry_after
 
 pytestmark = pytest.mark.anyio
 

@@ -34,13 +34,12 @@ from typing import Any, Final, Literal, cast
 
 import httpx2
 
-from .._errors import ConfigurationError
-from .._retry import Failure
+from .._core.defaults import MAX_RESPONSE_BYTES
+from .._core.errors import ConfigurationError, Failure
 
 __all__ = [
     "DEFAULT_LIMITS",
     "HTTP_BACKENDS",
-    "MAX_RESPONSE_BYTES",
     "HTTPConnection",
     "ResponseTooLarge",
     "aiohttp_installed",
@@ -58,8 +57,6 @@ HTTPBackend = Literal["httpx2", "aiohttp"]
 # connection limit would close and reopen connections between requests.
 DEFAULT_LIMITS: Final = httpx2.Limits(max_connections=100, max_keepalive_connections=100)
 
-#: The most decoded body bytes the SDK reads of one response (an auth token is a few KiB).
-MAX_RESPONSE_BYTES: Final = 1024 * 1024
 # URLs an owned connection keeps parsed (a batch sends to one; gets and deletes to many).
 _CACHED_PER_CONNECTION: Final = 64
 # Methods whose requests declare a body, even an empty one (as httpx2 does).

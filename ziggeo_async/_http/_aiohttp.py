@@ -35,7 +35,7 @@ import aiohttp
 import httpx2
 import yarl
 
-from . import MAX_RESPONSE_BYTES
+from .._core.defaults import MAX_RESPONSE_BYTES
 
 __all__ = ["AiohttpTransport"]
 

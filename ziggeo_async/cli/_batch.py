@@ -32,16 +32,16 @@ from typing import Any, BinaryIO, Literal, TextIO
 import anyio
 import attrs
 
-from .._batch import BatchResult, BatchRun
-from .._errors import (
+from .._core.errors import (
     APIConnectionError,
     APIStatusError,
+    Failure,
     ValidationError,
     ZiggeoError,
 )
+from .._core.models import AuthToken
 from .._http import classify_failure
-from .._models import AuthToken
-from .._retry import Failure
+from .._request.batch import BatchResult, BatchRun
 from ._errors import UsageError
 from ._journal import (
     JournalWriter,

@@ -14,7 +14,7 @@ from typing import Final, Literal
 
 import attrs
 
-from .._client import ENVIRONMENT
+from .._faces.client import ENVIRONMENT
 from ._errors import UsageError
 
 __all__ = ["VARIABLES", "Credential", "Settings", "settings_from_env"]

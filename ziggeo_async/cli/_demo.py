@@ -9,8 +9,8 @@ from typing import Any
 
 import httpx2
 
-from .._client import AsyncZiggeo
-from .._errors import NotFoundError
+from .._core.errors import NotFoundError
+from .._faces.client import AsyncZiggeo
 from ..testing import FakeZiggeo
 from ._progress import Progress
 

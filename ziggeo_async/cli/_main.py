@@ -19,9 +19,9 @@ from typing import Any, Final, NoReturn
 
 import httpx2
 
-from .._client import AsyncZiggeo, _check_credential, check_encryption_key
-from .._errors import ConfigurationError, ValidationError, ZiggeoError
-from .._tokens import ClientTokenCipher
+from .._core.cipher import ClientTokenCipher
+from .._core.errors import ConfigurationError, ValidationError, ZiggeoError
+from .._faces.client import AsyncZiggeo, _check_credential, check_encryption_key
 from .._version import __version__
 from ..legacy import official_grants
 from ..resources.auth import Auth

@@ -6,9 +6,9 @@ import itertools
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from .._arguments import TokenArguments, normalize_arguments
-from .._errors import ConfigurationError, ValidationError
-from .._tokens import ClientTokenCipher
+from .._core.arguments import TokenArguments, normalize_arguments
+from .._core.cipher import ClientTokenCipher
+from .._core.errors import ConfigurationError, ValidationError
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack

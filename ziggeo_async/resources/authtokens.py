@@ -5,17 +5,17 @@ from __future__ import annotations
 from collections.abc import AsyncIterable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from .._arguments import TokenArguments, encode_form, normalize_arguments, path_segment
-from .._batch import BatchRun
-from .._errors import ValidationError
-from .._pipeline import check_deadline
-from .._retry import Operation
+from .._core.arguments import TokenArguments, encode_form, normalize_arguments, path_segment
+from .._core.errors import ValidationError
+from .._request.batch import BatchRun
+from .._request.pipeline import check_deadline
+from .._request.retry import Operation
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
-    from .._models import AuthToken
-    from .._pipeline import RequestPipeline
+    from .._core.models import AuthToken
+    from .._request.pipeline import RequestPipeline
 
 __all__ = ["DEFAULT_CONCURRENCY", "AsyncAuthTokens"]
 

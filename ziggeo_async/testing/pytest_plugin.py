@@ -14,7 +14,7 @@ import anyio
 import httpx2
 import pytest
 
-from .._client import AsyncZiggeo
+from .._faces.client import AsyncZiggeo
 from ._fake import FakeZiggeo
 
 __all__ = ["fake_ziggeo", "ziggeo_client"]

@@ -20,8 +20,8 @@ from typing import Any, Final
 
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-from ._arguments import json_writer
-from ._errors import ValidationError
+from .arguments import json_writer
+from .errors import ValidationError
 
 __all__ = [
     "MIN_ENCRYPTION_KEY_CHARS",

@@ -31,9 +31,9 @@ import anyio.abc
 import attrs
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from ._errors import ValidationError, ZiggeoError
-from ._pacer import CURRENT_PACER, Pacer
-from ._portal import running_async_library
+from .._core.errors import ValidationError, ZiggeoError
+from .._core.loops import running_async_library
+from .pacer import CURRENT_PACER, Pacer
 
 __all__ = ["BatchResult", "BatchRun", "check_batch_options"]
 
@@ -107,7 +107,7 @@ class BatchRun(AsyncIterator[BatchResult[T]], Generic[T, ItemT]):
     ) -> None:
         check_batch_options(concurrency, max_per_second)
         # One pace for the whole batch: max_per_second is its ceiling, and a 429 slows
-        # every worker (see _pacer).
+        # every worker (see pacer.py).
         pacer = Pacer(max_per_second)
         self._run = _Run(items, operation, concurrency, pacer)
         self._done = False

@@ -13,8 +13,9 @@ import anyio
 import attrs
 import httpx2
 
-from ._arguments import timeout_seconds
-from ._errors import (
+from .._core.arguments import timeout_seconds
+from .._core.defaults import MAX_RESPONSE_BYTES
+from .._core.errors import (
     APIConnectionError,
     APIError,
     APIResponseTooLargeError,
@@ -24,15 +25,15 @@ from ._errors import (
     error_class_for_status,
     status_error_message,
 )
-from ._http import MAX_RESPONSE_BYTES, ResponseTooLarge, classify_failure
-from ._models import AuthToken, ResponseShapeError
-from ._observe import RetryEvent, SpanRecorder, announce_retry, start_span
-from ._pacer import CURRENT_PACER, Pacer
-from ._redaction import credential_texts, redact_body
-from ._retry import Operation, RetryPolicy, Verdict, parse_retry_after
+from .._core.models import AuthToken, ResponseShapeError
+from .._core.redaction import credential_texts, redact_body
+from .._http import ResponseTooLarge, classify_failure
+from .observe import RetryEvent, SpanRecorder, announce_retry, start_span
+from .pacer import CURRENT_PACER, Pacer
+from .retry import Operation, RetryPolicy, Verdict, parse_retry_after
 
 if TYPE_CHECKING:
-    from ._http import HTTPConnection
+    from .._http import HTTPConnection
 
 __all__ = ["RequestPipeline"]
 
@@ -297,7 +298,7 @@ class RequestPipeline:
         return " ".join(detail.split())[:_DETAIL_CHARS]
 
     def _body_without_credentials(self, response: httpx2.Response) -> str:
-        """The body as text with every form of the credentials cut out (see ``_redaction``)."""
+        """The body as text with every form of the credentials cut out (see ``_core.redaction``)."""
         return redact_body(response.content, response.charset_encoding, self._credential_texts)
 
     async def send_for_token(

@@ -11,13 +11,13 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from httpx2 import AsyncClient, Timeout
 
-from ziggeo_async._arguments import TokenArguments
-from ziggeo_async._batch import BatchResult
-from ziggeo_async._client import DEFAULT_TIMEOUT, AsyncZiggeo, ClientConfig
-from ziggeo_async._models import AuthToken
-from ziggeo_async._observe import RetryEvent
-from ziggeo_async._portal import ClientPortal, PortalIterator, SyncClientBase
-from ziggeo_async._retry import RetryPolicy
+from ziggeo_async._core.arguments import TokenArguments
+from ziggeo_async._core.models import AuthToken
+from ziggeo_async._faces.client import DEFAULT_TIMEOUT, AsyncZiggeo, ClientConfig
+from ziggeo_async._faces.portal import ClientPortal, PortalIterator, SyncClientBase
+from ziggeo_async._request.batch import BatchResult
+from ziggeo_async._request.observe import RetryEvent
+from ziggeo_async._request.retry import RetryPolicy
 from ziggeo_async.resources.auth import Auth
 
 if TYPE_CHECKING:

@@ -9,7 +9,7 @@ from typing import Any
 
 import attrs
 
-from ._errors import ValidationError
+from .errors import ValidationError
 
 __all__ = ["GRANT_NAMES", "AuthToken", "Grant", "Grants", "ResponseShapeError"]
 

@@ -13,9 +13,10 @@ from typing import Any, Final
 import attrs
 import httpx2
 
-from ._arguments import timeout_seconds
-from ._errors import ClientClosedError, ConfigurationError, ValidationError
-from ._http import (
+from .._core.arguments import timeout_seconds
+from .._core.cipher import MIN_ENCRYPTION_KEY_CHARS, ClientTokenCipher, WeakEncryptionKeyWarning
+from .._core.errors import ClientClosedError, ConfigurationError, ValidationError
+from .._http import (
     HTTP_BACKENDS,
     HTTPBackend,
     HTTPConnection,
@@ -24,12 +25,11 @@ from ._http import (
     open_owned_connection,
     to_httpx2_timeout,
 )
-from ._observe import RetryEvent
-from ._pipeline import RequestPipeline, check_deadline
-from ._retry import RetryPolicy, check_max_retries
-from ._tokens import MIN_ENCRYPTION_KEY_CHARS, ClientTokenCipher, WeakEncryptionKeyWarning
-from ._version import __version__
-from .resources import AsyncAuthTokens, Auth
+from .._request.observe import RetryEvent
+from .._request.pipeline import RequestPipeline, check_deadline
+from .._request.retry import RetryPolicy, check_max_retries
+from .._version import __version__
+from ..resources import AsyncAuthTokens, Auth
 
 __all__ = ["DEFAULT_HOST", "EU_WEST_1_HOST", "AsyncZiggeo", "ClientConfig", "host_for"]
 

@@ -17,7 +17,7 @@ from typing import Any, Final
 
 import attrs
 
-from ._version import __version__
+from .._version import __version__
 
 __all__ = [
     "RetryEvent",

@@ -14,8 +14,8 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, TypedDict
 from urllib.parse import quote, quote_plus
 
-from ._errors import ValidationError
-from ._models import GRANT_NAMES, Grant, Grants
+from .errors import ValidationError
+from .models import GRANT_NAMES, Grant, Grants
 
 __all__ = [
     "ARGUMENT_NAMES",

@@ -1,6 +1,6 @@
 """The hand-written part of the sync facade: one portal thread per client, for its whole life.
 
-``_sync.py`` is generated from the async classes. What it cannot say lives here:
+``sync.py`` is generated from the async classes. What it cannot say lives here:
 starting the event loop thread (an anyio ``BlockingPortal``) on first use, building
 the async client *on* that loop, sending each call through it as one round trip,
 refusing calls that would block an event loop, and stopping the thread on
@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import atexit
 import os
-import sys
 import threading
 import time
 import warnings
@@ -36,19 +35,20 @@ import attrs
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from typing_extensions import Self
 
-from ._errors import BlockingCallError, ClientClosedError
+from .._core.errors import BlockingCallError, ClientClosedError
+from .._core.loops import running_async_library
+from .client import credentials_from_env
 
 if TYPE_CHECKING:
     import httpx2
 
-    from ._retry import RetryPolicy
+    from .._request.retry import RetryPolicy
 
 __all__ = [
     "PORTAL_THREAD_NAME",
     "ClientPortal",
     "PortalIterator",
     "SyncClientBase",
-    "running_async_library",
 ]
 
 PORTAL_THREAD_NAME: Final = "ziggeo-async-portal"
@@ -71,21 +71,6 @@ class AsyncClient(Protocol):
 
 
 ClientT = TypeVar("ClientT", bound=AsyncClient)
-
-
-def running_async_library() -> str | None:
-    """The event loop library running in the calling thread (``"asyncio"``, ``"trio"``), if any."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        pass
-    else:
-        return "asyncio"
-    # Only a program that imported trio can be running it; never import it here.
-    trio = sys.modules.get("trio")
-    if trio is not None and trio.lowlevel.in_trio_run():
-        return "trio"
-    return None
 
 
 def _closed_error() -> ClientClosedError:
@@ -713,8 +698,6 @@ class SyncClientBase(Generic[ClientT, ConfigT]):
         ``ZIGGEO_ENCRYPTION_KEY`` and ``ZIGGEO_BASE_URL``; keyword arguments are passed on
         (and win over ``ZIGGEO_BASE_URL``). A missing variable is a ``ConfigurationError``
         that names it."""
-        from ._client import credentials_from_env  # noqa: PLC0415 - the client imports this
-
         return cls(*credentials_from_env(options), **options)  # type: ignore[arg-type, call-arg]
 
     def __del__(self) -> None:

@@ -43,12 +43,11 @@ from typing import Final
 
 import attrs
 
-from ._errors import ConfigurationError
+from .._core.errors import ConfigurationError, Failure
 
 __all__ = [
     "MAX_RETRIES",
     "Decision",
-    "Failure",
     "Operation",
     "RetryPolicy",
     "Verdict",
@@ -72,17 +71,6 @@ class Operation(enum.Enum):
     def idempotent(self) -> bool:
         """Whether sending it twice has the same effect as sending it once."""
         return self is not Operation.CREATE
-
-
-class Failure(enum.Enum):
-    """A transport failure, by what it says about whether the request reached Ziggeo."""
-
-    #: Connect refused or timed out, or no pooled connection came free: nothing was sent.
-    NOT_SENT = "not sent"
-    #: Timed out or dropped after sending began: Ziggeo may have acted on it.
-    MAYBE_SENT = "maybe sent"
-    #: A failure that trying again cannot fix (unsupported scheme, invalid request).
-    PERMANENT = "permanent"
 
 
 class Verdict(enum.Enum):

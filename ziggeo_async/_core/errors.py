@@ -32,6 +32,7 @@ holds the request, and so the Authorization header), the status and body survive
 
 from __future__ import annotations
 
+import enum
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -237,3 +238,14 @@ def _rebuild(cls: type[APIError], state: dict[str, Any]) -> APIError:
     Exception.__init__(error, state["message"])
     error.__dict__.update(state)
     return error
+
+
+class Failure(enum.Enum):
+    """A transport failure, by what it says about whether the request reached Ziggeo."""
+
+    #: Connect refused or timed out, or no pooled connection came free: nothing was sent.
+    NOT_SENT = "not sent"
+    #: Timed out or dropped after sending began: Ziggeo may have acted on it.
+    MAYBE_SENT = "maybe sent"
+    #: A failure that trying again cannot fix (unsupported scheme, invalid request).
+    PERMANENT = "permanent"

@@ -1,0 +1,1 @@
+"""Core values: errors, models, arguments, the client-token cipher, redaction."""

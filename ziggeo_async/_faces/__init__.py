@@ -1,0 +1,1 @@
+"""The faces: the async client, the portal and the generated sync facade."""

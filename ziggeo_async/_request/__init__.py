@@ -1,0 +1,1 @@
+"""The request path: retry policy, pacer, observation, pipeline, batches."""
