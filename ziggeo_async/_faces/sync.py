@@ -126,7 +126,7 @@ class SyncAuthTokens:
         Yields a ``BatchResult`` per item as it completes; a bad item or a failed
         request becomes a result with its error and the batch goes on. At most
         ``concurrency`` requests are in flight, started at most ``max_per_second``
-        a second. Use it as ``async with ... as results: async for result in results``.
+        a second. Use it as ``with ... as results: for result in results``.
         """
         return self._portal.iterate(
             self._portal.client().authtokens.create_many,
@@ -178,17 +178,16 @@ class SyncAuthTokens:
 
 class SyncZiggeo(SyncClientBase[AsyncZiggeo, ClientConfig]):
     """Blocking twin of ``AsyncZiggeo``: the same constructor, resources and results;
-    each call is one round trip through the client's own portal thread. Use ``with``
-    or ``close()`` where the async client uses ``async with`` or ``aclose()``.
+    each call is one round trip through the client's own portal thread.
 
-    The async client for Ziggeo's auth-token API.
+    The client for Ziggeo's auth-token API.
 
     ``app_token`` and ``private_key`` authenticate API calls; ``encryption_key`` is
     needed only for ``auth.generate``/``auth.decode``. The host follows the app
     token's region unless ``base_url`` is given. ``http_client`` lends an
     ``httpx2.AsyncClient`` (or a legacy ``httpx.AsyncClient``) that this client uses
     but never closes; otherwise an ``httpx2.AsyncClient`` is made on first use and
-    closed by ``aclose()`` or ``async with``. ``http_backend="aiohttp"`` (asyncio only,
+    closed by ``close()`` or ``with``. ``http_backend="aiohttp"`` (asyncio only,
     ``pip install 'ziggeo-async[fast]'``) moves that client's bytes through aiohttp, for
     batch jobs bound by the client's CPU: same httpx2 requests, responses and errors.
     """
