@@ -15,8 +15,10 @@ import httpx2
 
 from .._core.arguments import timeout_seconds
 from .._core.cipher import MIN_ENCRYPTION_KEY_CHARS, ClientTokenCipher, WeakEncryptionKeyWarning
+from .._core.defaults import DEFAULT_HOST, DEFAULT_MAX_RETRIES, EU_WEST_1_HOST
 from .._core.errors import ClientClosedError, ConfigurationError, ValidationError
 from .._http import (
+    DEFAULT_TIMEOUT,
     HTTP_BACKENDS,
     HTTPBackend,
     HTTPConnection,
@@ -31,12 +33,9 @@ from .._request.retry import RetryPolicy, check_max_retries
 from .._version import __version__
 from ..resources import AsyncAuthTokens, Auth
 
-__all__ = ["DEFAULT_HOST", "EU_WEST_1_HOST", "AsyncZiggeo", "ClientConfig", "host_for"]
+# DEFAULT_TIMEOUT: the generated SyncZiggeo takes its signature default from here.
+__all__ = ["DEFAULT_TIMEOUT", "AsyncZiggeo", "ClientConfig", "host_for"]
 
-DEFAULT_HOST: Final = "https://srv-api.ziggeo.com"
-EU_WEST_1_HOST: Final = "https://srv-api-eu-west-1.ziggeo.com"
-DEFAULT_TIMEOUT: Final = httpx2.Timeout(30.0, connect=10.0)
-DEFAULT_MAX_RETRIES: Final = 2
 _USER_AGENT: Final = (
     f"ziggeo-async/{__version__} python/{sys.version_info.major}.{sys.version_info.minor}"
 )

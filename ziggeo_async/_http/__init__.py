@@ -34,11 +34,18 @@ from typing import Any, Final, Literal, cast
 
 import httpx2
 
-from .._core.defaults import MAX_RESPONSE_BYTES
+from .._core.defaults import (
+    DEFAULT_CONNECT_TIMEOUT_SECONDS,
+    DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_KEEPALIVE_CONNECTIONS,
+    DEFAULT_TIMEOUT_SECONDS,
+    MAX_RESPONSE_BYTES,
+)
 from .._core.errors import ConfigurationError, Failure
 
 __all__ = [
     "DEFAULT_LIMITS",
+    "DEFAULT_TIMEOUT",
     "HTTP_BACKENDS",
     "HTTPConnection",
     "ResponseTooLarge",
@@ -53,9 +60,15 @@ __all__ = [
 HTTP_BACKENDS: Final = ("httpx2", "aiohttp")
 HTTPBackend = Literal["httpx2", "aiohttp"]
 
-# Batch jobs keep dozens of requests in flight; a keep-alive pool smaller than the
-# connection limit would close and reopen connections between requests.
-DEFAULT_LIMITS: Final = httpx2.Limits(max_connections=100, max_keepalive_connections=100)
+#: The owned client's pool, from the numbers in ``_core.defaults``.
+DEFAULT_LIMITS: Final = httpx2.Limits(
+    max_connections=DEFAULT_MAX_CONNECTIONS,
+    max_keepalive_connections=DEFAULT_MAX_KEEPALIVE_CONNECTIONS,
+)
+#: The clients' ``timeout=`` default, from the numbers in ``_core.defaults``.
+DEFAULT_TIMEOUT: Final = httpx2.Timeout(
+    DEFAULT_TIMEOUT_SECONDS, connect=DEFAULT_CONNECT_TIMEOUT_SECONDS
+)
 
 # URLs an owned connection keeps parsed (a batch sends to one; gets and deletes to many).
 _CACHED_PER_CONNECTION: Final = 64

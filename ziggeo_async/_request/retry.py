@@ -43,6 +43,12 @@ from typing import Final
 
 import attrs
 
+from .._core.defaults import (
+    DEFAULT_BACKOFF_BASE,
+    DEFAULT_BACKOFF_CAP,
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_RETRY_AFTER_CAP,
+)
 from .._core.errors import ConfigurationError, Failure
 
 __all__ = [
@@ -162,15 +168,19 @@ class RetryPolicy:
     """Retry decisions and delays; see the module docstring for the table."""
 
     max_retries: int = attrs.field(
-        default=2, validator=lambda _policy, _attribute, value: check_max_retries(value)
+        default=DEFAULT_MAX_RETRIES, validator=lambda _p, _a, value: check_max_retries(value)
     )
     #: Seconds the first backoff may last; each retry doubles it, up to ``backoff_cap``.
-    backoff_base: float = attrs.field(default=0.5, validator=lambda _p, a, v: _seconds(a.name, v))
+    backoff_base: float = attrs.field(
+        default=DEFAULT_BACKOFF_BASE, validator=lambda _p, a, v: _seconds(a.name, v)
+    )
     #: The longest backoff, in seconds.
-    backoff_cap: float = attrs.field(default=8.0, validator=lambda _p, a, v: _seconds(a.name, v))
+    backoff_cap: float = attrs.field(
+        default=DEFAULT_BACKOFF_CAP, validator=lambda _p, a, v: _seconds(a.name, v)
+    )
     #: The longest ``Retry-After`` honoured; a longer one makes the call give up instead.
     retry_after_cap: float = attrs.field(
-        default=60.0, validator=lambda _p, a, v: _seconds(a.name, v)
+        default=DEFAULT_RETRY_AFTER_CAP, validator=lambda _p, a, v: _seconds(a.name, v)
     )
     #: A number in [0, 1) for the jitter; injectable so tests can pin it.
     jitter: Callable[[], float] = attrs.field(default=_system_random.random, repr=False)

@@ -20,6 +20,7 @@ from typing import Any, Final, NoReturn
 import httpx2
 
 from .._core.cipher import ClientTokenCipher
+from .._core.defaults import DEFAULT_CONCURRENCY
 from .._core.errors import ConfigurationError, ValidationError, ZiggeoError
 from .._faces.client import AsyncZiggeo, _check_credential, check_encryption_key
 from .._version import __version__
@@ -355,7 +356,7 @@ def _add_batch_commands(commands: Any, fake_option: list[_Parser], api: str) -> 
         job.add_argument(
             "--concurrency",
             type=_positive_int,
-            default=32,
+            default=DEFAULT_CONCURRENCY,
             metavar="N",
             help="requests in flight at most (default: %(default)s)",
         )

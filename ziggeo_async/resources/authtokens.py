@@ -6,6 +6,7 @@ from collections.abc import AsyncIterable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from .._core.arguments import TokenArguments, encode_form, normalize_arguments, path_segment
+from .._core.defaults import DEFAULT_CONCURRENCY
 from .._core.errors import ValidationError
 from .._request.batch import BatchRun
 from .._request.pipeline import check_deadline
@@ -17,10 +18,7 @@ if TYPE_CHECKING:
     from .._core.models import AuthToken
     from .._request.pipeline import RequestPipeline
 
-__all__ = ["DEFAULT_CONCURRENCY", "AsyncAuthTokens"]
-
-#: Requests a batch keeps in flight unless told otherwise.
-DEFAULT_CONCURRENCY = 32
+__all__ = ["AsyncAuthTokens"]
 
 
 class AsyncAuthTokens:
