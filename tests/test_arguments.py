@@ -241,6 +241,40 @@ def test_bad_timeout_or_timeout_part_is_a_configuration_error(timeout: object) -
             AsyncZiggeo("app", "private-key", timeout=httpx.Timeout(5.0, read=timeout))
 
 
+@pytest.mark.parametrize(
+    "seconds",
+    [0, -1, float("nan"), 86_400.5, 10**400],
+    ids=["zero", "negative", "nan", "over_a_day", "huge_int"],
+)
+@pytest.mark.parametrize("argument", ["timeout", "deadline"])
+@pytest.mark.anyio
+async def test_a_timeout_or_deadline_is_refused_for_one_reason_wherever_it_is_given(
+    argument: str, seconds: object
+) -> None:
+    """One check: a call's argument is a ValidationError, a client's a ConfigurationError,
+    and both say the same thing the same way."""
+    with pytest.raises(ValidationError) as at_call:
+        await make_client().authtokens.get("tok", **{argument: seconds})  # type: ignore[arg-type]
+    reason = at_call.value.reason
+    assert at_call.value.argument == argument
+    client = AsyncZiggeo("app", "private-key")
+    for configure in (
+        lambda: AsyncZiggeo("app", "private-key", **{argument: seconds}),  # type: ignore[arg-type]
+        lambda: client.with_options(**{argument: seconds}),  # type: ignore[arg-type]
+    ):
+        with pytest.raises(ConfigurationError) as at_client:
+            configure()
+        assert str(at_client.value) == f"{argument}: {reason}"
+
+
+def test_a_client_timeout_of_the_wrong_type_says_what_it_may_be() -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        AsyncZiggeo("app", "private-key", timeout="5")  # type: ignore[arg-type]
+    assert str(caught.value) == (
+        "timeout: expected a number of seconds or an httpx2.Timeout, got str"
+    )
+
+
 def test_a_timeout_part_of_none_is_httpx_s_no_timeout_and_stays_allowed() -> None:
     AsyncZiggeo("app", "private-key", timeout=httpx.Timeout(None, connect=5.0))
 

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, TypedDict
 from urllib.parse import quote, quote_plus
 
-from .errors import ValidationError
+from .errors import Refusal, ValidationError
 from .models import GRANT_NAMES, Grant, Grants
 
 __all__ = [
@@ -111,19 +111,18 @@ def _check_count(name: str, value: object, maximum: int) -> int:
     return int(value)
 
 
-def timeout_seconds(argument: str, value: object) -> float:
-    """A timeout in seconds: a number above 0 and at most ``MAX_TIMEOUT_SECONDS``.
+def timeout_seconds(argument: str, value: object, refuse: Refusal = ValidationError) -> float:
+    """A timeout or deadline in seconds: a number above 0 and at most ``MAX_TIMEOUT_SECONDS``.
 
-    The one check of a timeout, for the constructor and every call; NaN, infinities
-    and numbers too large for a float are refused with the rest.
+    The one check of a number of seconds, for the clients and for every call: a call's
+    argument is refused with ``ValidationError``, a client's with ``configuration_error``.
+    NaN, infinities and numbers too large for a float are refused with the rest.
     """
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValidationError(argument, f"expected a number of seconds, got {_type_name(value)}")
+        raise refuse(argument, f"expected a number of seconds, got {_type_name(value)}")
     # Compared before float(): float(10**400) would raise OverflowError.
     if not 0 < value <= MAX_TIMEOUT_SECONDS:  # also False for NaN
-        raise ValidationError(
-            argument, f"must be above 0 and at most {MAX_TIMEOUT_SECONDS} seconds (a day)"
-        )
+        raise refuse(argument, f"must be above 0 and at most {MAX_TIMEOUT_SECONDS} seconds (a day)")
     return float(value)
 
 

@@ -33,6 +33,7 @@ holds the request, and so the Authorization header), the status and body survive
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -55,9 +56,11 @@ __all__ = [
     "NotFoundError",
     "PermissionDeniedError",
     "RateLimitError",
+    "Refusal",
     "UnprocessableEntityError",
     "ValidationError",
     "ZiggeoError",
+    "configuration_error",
     "error_class_for_status",
 ]
 
@@ -71,6 +74,15 @@ class ZiggeoError(Exception):
 
 class ConfigurationError(ZiggeoError, ValueError):
     """The client was configured wrongly, or lacks what an operation needs."""
+
+
+def configuration_error(argument: str, reason: str) -> ConfigurationError:
+    """A ``ConfigurationError`` for one client argument, worded as a ``ValidationError`` is.
+
+    What a check that serves both calls and clients is given to refuse with (see
+    ``Refusal``), so a bad value reads the same wherever it was given.
+    """
+    return ConfigurationError(f"{argument}: {reason}")
 
 
 class ClientClosedError(ZiggeoError, RuntimeError):
@@ -99,6 +111,11 @@ class ValidationError(ZiggeoError, ValueError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.argument, self.reason))
+
+
+#: How a check shared by calls and clients refuses a value: ``ValidationError`` for a
+#: call's argument, ``configuration_error`` for a client's (its constructor, ``with_options``).
+Refusal = Callable[[str, str], ZiggeoError]
 
 
 class APIError(ZiggeoError):

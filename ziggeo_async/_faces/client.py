@@ -16,19 +16,19 @@ import httpx2
 from .._core.arguments import timeout_seconds
 from .._core.cipher import MIN_ENCRYPTION_KEY_CHARS, ClientTokenCipher, WeakEncryptionKeyWarning
 from .._core.defaults import DEFAULT_HOST, DEFAULT_MAX_RETRIES, EU_WEST_1_HOST
-from .._core.errors import ClientClosedError, ConfigurationError, ValidationError
+from .._core.errors import ClientClosedError, ConfigurationError, configuration_error
 from .._http import (
     DEFAULT_TIMEOUT,
     HTTP_BACKENDS,
     HTTPBackend,
     HTTPConnection,
     aiohttp_installed,
+    client_timeout,
     is_http_client,
     open_owned_connection,
-    to_httpx2_timeout,
 )
 from .._request.observe import RetryEvent
-from .._request.pipeline import RequestPipeline, check_deadline
+from .._request.pipeline import RequestPipeline
 from .._request.retry import RetryPolicy, check_max_retries
 from .._version import __version__
 from ..resources import AsyncAuthTokens, Auth
@@ -117,27 +117,6 @@ def _check_base_url(base_url: str) -> str:
     return str(url).rstrip("/")
 
 
-def _check_timeout(timeout: object) -> httpx2.Timeout:
-    """``timeout`` as an ``httpx2.Timeout``, each part checked by the one timeout check.
-
-    A legacy ``httpx.Timeout`` is converted. A part that is ``None`` is httpx's way to
-    say "no timeout" for that phase, and stays allowed.
-    """
-    converted = to_httpx2_timeout(timeout)  # an httpx2.Timeout, or a legacy httpx one
-    try:
-        if converted is None:
-            return httpx2.Timeout(timeout_seconds("timeout", timeout))
-        for phase in ("connect", "read", "write", "pool"):
-            value = getattr(converted, phase)
-            if value is not None:
-                timeout_seconds(f"timeout.{phase}", value)
-    except ValidationError as error:
-        raise ConfigurationError(
-            f"{error.argument} {error.reason}; give a number of seconds or an httpx2.Timeout"
-        ) from None
-    return converted
-
-
 def _check_retry(max_retries: object, retry: object) -> RetryPolicy:
     if retry is not None:
         if max_retries is not None:
@@ -153,12 +132,7 @@ def _check_retry(max_retries: object, retry: object) -> RetryPolicy:
 
 
 def _check_client_deadline(deadline: object) -> float | None:
-    if deadline is None:
-        return None
-    try:
-        return check_deadline(deadline)
-    except ValidationError as error:
-        raise ConfigurationError(str(error)) from None
+    return None if deadline is None else timeout_seconds("deadline", deadline, configuration_error)
 
 
 @attrs.frozen
@@ -224,7 +198,7 @@ class ClientConfig:
         return cls(
             app_token=app_token,
             base_url=host_for(app_token) if base_url is None else _check_base_url(base_url),
-            timeout=_check_timeout(timeout),
+            timeout=client_timeout(timeout, configuration_error),
             retry=_check_retry(max_retries, retry),
             deadline=_check_client_deadline(deadline),
             on_retry=on_retry,
@@ -249,7 +223,7 @@ class ClientConfig:
         if max_retries is not None or retry is not None:
             config = attrs.evolve(config, retry=_check_retry(max_retries, retry))
         if timeout is not None:
-            config = attrs.evolve(config, timeout=_check_timeout(timeout))
+            config = attrs.evolve(config, timeout=client_timeout(timeout, configuration_error))
         if deadline is not None:
             config = attrs.evolve(config, deadline=_check_client_deadline(deadline))
         return config

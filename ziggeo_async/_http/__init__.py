@@ -34,6 +34,7 @@ from typing import Any, Final, Literal, cast
 
 import httpx2
 
+from .._core.arguments import timeout_seconds
 from .._core.defaults import (
     DEFAULT_CONNECT_TIMEOUT_SECONDS,
     DEFAULT_MAX_CONNECTIONS,
@@ -41,7 +42,7 @@ from .._core.defaults import (
     DEFAULT_TIMEOUT_SECONDS,
     MAX_RESPONSE_BYTES,
 )
-from .._core.errors import ConfigurationError, Failure
+from .._core.errors import ConfigurationError, Failure, Refusal
 
 __all__ = [
     "DEFAULT_LIMITS",
@@ -51,9 +52,9 @@ __all__ = [
     "ResponseTooLarge",
     "aiohttp_installed",
     "classify_failure",
+    "client_timeout",
     "is_http_client",
     "open_owned_connection",
-    "to_httpx2_timeout",
 ]
 
 #: The ``http_backend=`` choices: httpx2's own transport, or aiohttp under it (asyncio only).
@@ -126,14 +127,30 @@ def is_http_client(value: object) -> bool:
     return any(isinstance(value, family.AsyncClient) for family in _families())
 
 
-def to_httpx2_timeout(value: object) -> httpx2.Timeout | None:
-    """An ``httpx2.Timeout`` for a timeout object of either family, else ``None``."""
-    if isinstance(value, httpx2.Timeout):
-        return value
+def client_timeout(value: object, refuse: Refusal) -> httpx2.Timeout:
+    """A client's ``timeout=`` as the ``httpx2.Timeout`` every request is sent with.
+
+    A number of seconds is every phase's timeout; an ``httpx2.Timeout`` or a legacy
+    ``httpx.Timeout`` has each phase checked as a number is (``timeout_seconds``). A
+    phase of ``None`` is httpx's "no timeout" for it, and stays allowed.
+    """
     legacy = _legacy_httpx()
-    if legacy is not None and isinstance(value, legacy.Timeout):
-        return httpx2.Timeout(**value.as_dict())
-    return None
+    if isinstance(value, httpx2.Timeout):
+        timeout = value
+    elif legacy is not None and isinstance(value, legacy.Timeout):
+        timeout = httpx2.Timeout(**value.as_dict())
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        return httpx2.Timeout(timeout_seconds("timeout", value, refuse))
+    else:
+        raise refuse(
+            "timeout",
+            f"expected a number of seconds or an httpx2.Timeout, got {type(value).__name__}",
+        )
+    for phase in ("connect", "read", "write", "pool"):
+        seconds = getattr(timeout, phase)
+        if seconds is not None:
+            timeout_seconds(f"timeout.{phase}", seconds, refuse)
+    return timeout
 
 
 def aiohttp_installed() -> bool:

@@ -139,7 +139,7 @@ class RequestPipeline:
             headers=self._headers if form is None else self._form_headers,
             timeout=self._timeout if timeout is None else _call_timeout(timeout),
         )
-        limit = self._deadline if deadline is None else check_deadline(deadline)
+        limit = self._deadline if deadline is None else timeout_seconds("deadline", deadline)
         with start_span(operation.value, call.method, self._host) as span:
             try:
                 response = await self._within_deadline(call, limit, span)
@@ -351,11 +351,6 @@ class _Call:
     @property
     def path(self) -> str:
         return display_path(self.segment)
-
-
-def check_deadline(deadline: object) -> float:
-    """A deadline in seconds: checked as a timeout is (above 0, at most a day)."""
-    return timeout_seconds("deadline", deadline)
 
 
 def _report_to(pacer: Pacer, response: httpx2.Response) -> None:

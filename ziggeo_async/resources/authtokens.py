@@ -5,11 +5,16 @@ from __future__ import annotations
 from collections.abc import AsyncIterable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from .._core.arguments import TokenArguments, encode_form, normalize_arguments, path_segment
+from .._core.arguments import (
+    TokenArguments,
+    encode_form,
+    normalize_arguments,
+    path_segment,
+    timeout_seconds,
+)
 from .._core.defaults import DEFAULT_CONCURRENCY
 from .._core.errors import ValidationError
 from .._request.batch import BatchRun
-from .._request.pipeline import check_deadline
 from .._request.retry import Operation
 
 if TYPE_CHECKING:
@@ -120,7 +125,7 @@ class AsyncAuthTokens:
         a second. Use it as ``async with ... as results: async for result in results``.
         """
 
-        deadline = None if deadline is None else check_deadline(deadline)
+        deadline = None if deadline is None else timeout_seconds("deadline", deadline)
 
         async def create_item(index: int, item: Mapping[str, Any]) -> AuthToken:
             if not isinstance(item, Mapping):
@@ -144,7 +149,7 @@ class AsyncAuthTokens:
     ) -> BatchRun[AuthToken, str]:
         """``get`` each token; results as for ``create_many``."""
 
-        deadline = None if deadline is None else check_deadline(deadline)
+        deadline = None if deadline is None else timeout_seconds("deadline", deadline)
 
         async def get_item(_index: int, token: str) -> AuthToken:
             return await self.get(token, timeout=timeout, deadline=deadline)
@@ -162,7 +167,7 @@ class AsyncAuthTokens:
     ) -> BatchRun[None, str]:
         """``delete`` each token or key; results as for ``create_many`` (value ``None``)."""
 
-        deadline = None if deadline is None else check_deadline(deadline)
+        deadline = None if deadline is None else timeout_seconds("deadline", deadline)
 
         async def delete_item(_index: int, token_or_key: str) -> None:
             await self.delete(token_or_key, timeout=timeout, deadline=deadline)
