@@ -29,6 +29,7 @@ from typing import Any
 
 import httpx2
 
+from ._core.arguments import COUNT_ARGUMENTS, FLAG_ARGUMENTS
 from ._core.errors import ValidationError
 from ._faces.sync import SyncZiggeo
 
@@ -42,8 +43,8 @@ __all__ = [
 ]
 
 
-_BOOL_FIELDS = frozenset(("volatile", "hidden"))
-_INT_FIELDS = frozenset(("expiration_date", "usage_expiration_time", "session_limit"))
+_BOOL_FIELDS = frozenset(FLAG_ARGUMENTS)
+_INT_FIELDS = frozenset(COUNT_ARGUMENTS)
 _TRUE_TEXTS = frozenset(("true", "1"))
 _FALSE_TEXTS = frozenset(("false", "0"))
 # Longer than any count the API can mean; refused before int() reads it (int() of more

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
-from typing import Any, TypedDict
+from typing import Any, Final, TypedDict, get_args, get_type_hints
 from urllib.parse import quote, quote_plus
 
 from .errors import Refusal, ValidationError
@@ -19,6 +19,8 @@ from .models import GRANT_NAMES, Grant, Grants
 
 __all__ = [
     "ARGUMENT_NAMES",
+    "COUNT_ARGUMENTS",
+    "FLAG_ARGUMENTS",
     "MAX_SECONDS",
     "MAX_SESSION_LIMIT",
     "MAX_TIMEOUT_SECONDS",
@@ -32,15 +34,6 @@ __all__ = [
     "timeout_seconds",
 ]
 
-#: The arguments create, update and generate accept, as the API documents them.
-ARGUMENT_NAMES = (
-    "volatile",
-    "hidden",
-    "expiration_date",
-    "usage_expiration_time",
-    "session_limit",
-    "grants",
-)
 _GRANT_FIELDS = ("resources", "session_owned", "all")
 #: The longest token id or key accepted. Ziggeo's token ids are 32 hex characters; a
 #: key is a name of the caller's. Percent-encoded, a character takes at most 12 bytes
@@ -84,6 +77,19 @@ class TokenArguments(TypedDict, total=False):
     session_limit: int
     #: The permissions granted: ``Grants``, or the same shape as plain dicts.
     grants: GrantsInput
+
+
+# The argument names are spelled once, in TokenArguments (literal, for type checkers);
+# everything else that lists them is derived from it here.
+_ARGUMENT_TYPES: Final = get_type_hints(TokenArguments)
+#: The arguments create, update and generate accept, in the order the API documents them.
+ARGUMENT_NAMES: Final = tuple(_ARGUMENT_TYPES)
+#: The arguments that are True or False (the form sends them as ``true``/``false``).
+FLAG_ARGUMENTS: Final = tuple(name for name, kind in _ARGUMENT_TYPES.items() if kind is bool)
+#: The arguments that are whole numbers (a ``datetime`` or ``timedelta`` is read as one).
+COUNT_ARGUMENTS: Final = tuple(
+    name for name, kind in _ARGUMENT_TYPES.items() if kind is int or int in get_args(kind)
+)
 
 
 def _type_name(value: object) -> str:
@@ -200,6 +206,7 @@ def _grants(value: object) -> dict[str, Any]:
     return grants
 
 
+#: Each argument's check; tests/test_arguments.py proves its names are ARGUMENT_NAMES.
 _NORMALIZERS = {
     "volatile": lambda value: _check_bool("volatile", value),
     "hidden": lambda value: _check_bool("hidden", value),

@@ -16,10 +16,7 @@ __all__ = ["GRANT_NAMES", "AuthToken", "Grant", "Grants", "ResponseShapeError"]
 #: The four permissions a token can grant, in the order the API documents them.
 GRANT_NAMES = ("read", "create", "update", "destroy")
 
-_INT_FIELDS = ("expiration_date", "usage_expiration_time", "session_limit")
-_BOOL_FIELDS = ("volatile", "hidden")
 _INTEGER_TEXT = re.compile(r"-?[0-9]{1,30}")
-_DOCUMENTED_FIELDS = frozenset(("token", "nonce", "grants", *_INT_FIELDS, *_BOOL_FIELDS))
 
 
 class ResponseShapeError(ValueError):
@@ -192,6 +189,10 @@ class AuthToken:
     def to_json(self) -> dict[str, Any]:
         """The JSON object as received (a mutable copy of ``raw``)."""
         return dict(self.raw)
+
+
+#: The fields the API documents: AuthToken's own, but for what it keeps of the rest.
+_DOCUMENTED_FIELDS = frozenset(field.name for field in attrs.fields(AuthToken)) - {"extra", "raw"}
 
 
 def _auth_token_from_fields(fields: dict[str, Any]) -> AuthToken:

@@ -19,6 +19,7 @@ from typing import Any, Final, NoReturn
 
 import httpx2
 
+from .._core.arguments import ARGUMENT_NAMES
 from .._core.cipher import ClientTokenCipher
 from .._core.defaults import DEFAULT_CONCURRENCY
 from .._core.errors import ConfigurationError, ValidationError, ZiggeoError
@@ -174,15 +175,7 @@ def _add_argument_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def _arguments(args: argparse.Namespace) -> dict[str, Any]:
-    names = (
-        "volatile",
-        "hidden",
-        "expiration_date",
-        "usage_expiration_time",
-        "session_limit",
-        "grants",
-    )
-    return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
+    return {name: getattr(args, name) for name in ARGUMENT_NAMES if getattr(args, name) is not None}
 
 
 # -- commands ------------------------------------------------------------------------

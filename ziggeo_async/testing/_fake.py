@@ -37,6 +37,7 @@ import anyio
 import attrs
 import httpx2
 
+from .._core.arguments import ARGUMENT_NAMES, COUNT_ARGUMENTS, FLAG_ARGUMENTS
 from .._core.cipher import ClientTokenCipher
 from .._core.errors import ConfigurationError
 
@@ -57,11 +58,11 @@ class PlannedDrop(Exception):  # noqa: N818 - a signal to the adapters, not an e
 INSPECT_TOKENS: Final = "/_fake/tokens"
 INSPECT_REQUESTS: Final = "/_fake/requests"
 
-_BOOL_FIELDS: Final = frozenset(("volatile", "hidden"))
-_INT_FIELDS: Final = frozenset(("expiration_date", "usage_expiration_time", "session_limit"))
+_BOOL_FIELDS: Final = frozenset(FLAG_ARGUMENTS)
+_INT_FIELDS: Final = frozenset(COUNT_ARGUMENTS)
 # `key` is not documented for create; the fake accepts it there as the way to give a token a key.
-_CREATE_FIELDS: Final = frozenset((*_BOOL_FIELDS, *_INT_FIELDS, "grants", "key"))
-_UPDATE_FIELDS: Final = frozenset((*_BOOL_FIELDS, *_INT_FIELDS, "grants"))
+_CREATE_FIELDS: Final = frozenset((*ARGUMENT_NAMES, "key"))
+_UPDATE_FIELDS: Final = frozenset(ARGUMENT_NAMES)
 _DIGITS: Final = re.compile(r"[0-9]{1,18}")
 # Grants are three levels deep ({"read": {"resources": [...]}}); far deeper ones are
 # refused, for a stored one would break every deepcopy of the store (RecursionError).
