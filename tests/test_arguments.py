@@ -219,7 +219,7 @@ async def test_the_longest_token_id_allowed_is_sent(token: str) -> None:
 )
 def test_the_largest_counts_allowed_are_kept(name: str, largest: int) -> None:
     assert normalize_arguments({name: largest}) == {name: largest}
-    assert encode_form(normalize_arguments({name: largest})) == f"{name}={largest}"
+    assert encode_form(normalize_arguments({name: largest})) == f"{name}={largest}".encode()
 
 
 def test_the_latest_datetime_python_has_is_an_expiration_date_within_bounds() -> None:
@@ -387,7 +387,7 @@ def test_form_encoding_matches_the_wire_contract() -> None:
             {"grants": {"read": {"all": True}}, "volatile": False, "session_limit": 2}
         )
     )
-    assert body == "grants=%7B%22read%22%3A%7B%22all%22%3Atrue%7D%7D&volatile=false&session_limit=2"
+    assert body == b"grants=%7B%22read%22%3A%7B%22all%22%3Atrue%7D%7D&volatile=false&session_limit=2"
 
 
 class _Seats(enum.IntEnum):
@@ -405,7 +405,7 @@ class _LoudInt(int):
 def test_int_subclasses_are_sent_as_digits(value: int) -> None:
     normalized = normalize_arguments({"session_limit": value, "expiration_date": value})
     assert type(normalized["session_limit"]) is int
-    assert encode_form(normalized) == "session_limit=2&expiration_date=2"
+    assert encode_form(normalized) == b"session_limit=2&expiration_date=2"
 
 
 @pytest.mark.anyio

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 from pathlib import Path
 from typing import Any
 
@@ -89,3 +90,17 @@ def test_the_hosts_are_spelled_in_the_defaults_module_only(host: str) -> None:
         if host.removeprefix("https://") in path.read_text(encoding="utf-8")
     )
     assert spelled_in == ["_core/defaults.py"]
+
+
+def test_the_pipeline_knows_no_endpoint_and_no_model() -> None:
+    """The resources say which verb and path they use and read their own answers."""
+    source = (PACKAGE / "_request" / "pipeline.py").read_text(encoding="utf-8")
+    imported = {
+        node.module
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.ImportFrom) and node.module is not None
+    }
+    assert not any(module.endswith("models") for module in imported)
+    assert "/v1/" not in source
+    resource = (PACKAGE / "resources" / "authtokens.py").read_text(encoding="utf-8")
+    assert "/v1/authtokens/" in resource

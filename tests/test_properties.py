@@ -121,8 +121,7 @@ def expected_text(name: str, value: Any) -> str:
 @settings(max_examples=300, deadline=None)
 @given(given_arguments=arguments)
 def test_form_encoding_round_trips(given_arguments: dict[str, Any]) -> None:
-    body = encode_form(normalize_arguments(given_arguments))
-    assert body.isascii()
+    body = encode_form(normalize_arguments(given_arguments)).decode("ascii")
     fields = parse_qsl(body, keep_blank_values=True, strict_parsing=bool(body))
     assert [name for name, _ in fields] == list(given_arguments)
     for name, text in fields:

@@ -1,4 +1,8 @@
-"""The one request path every operation takes: build, send, classify, retry, map errors."""
+"""The one request path every operation takes: build, send, classify, retry, map errors.
+
+It knows no endpoint: a resource says which verb and path an operation uses and how
+to read its answer (``send_parsed``); the pipeline sends, checks and hands back.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ import logging
 import time
 import urllib.parse
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, TypeVar
 
 import anyio
 import attrs
@@ -25,7 +29,6 @@ from .._core.errors import (
     error_class_for_status,
     status_error_message,
 )
-from .._core.models import AuthToken, ResponseShapeError
 from .._core.redaction import credential_texts, redact_body
 from .._http import ResponseTooLarge, classify_failure
 from .observe import RetryEvent, SpanRecorder, announce_retry, start_span
@@ -39,13 +42,7 @@ __all__ = ["RequestPipeline"]
 
 logger: Final = logging.getLogger("ziggeo_async")
 
-COLLECTION_PATH: Final = "/v1/authtokens/"
-_METHOD: Final = {
-    Operation.CREATE: "POST",
-    Operation.GET: "GET",
-    Operation.UPDATE: "POST",
-    Operation.DELETE: "DELETE",
-}
+Parsed = TypeVar("Parsed")
 _FORM_CONTENT_TYPE: Final = "application/x-www-form-urlencoded"
 _TOO_MANY_REQUESTS: Final = 429
 _UNAVAILABLE: Final = 503
@@ -55,15 +52,15 @@ _DETAIL_CHARS: Final = 200
 _SHOWN_ID_CHARS: Final = 4
 
 
-def display_path(segment: str | None) -> str:
+def display_path(path: str, segment: str | None) -> str:
     """The request path for logs and messages, with the token id cut to its last 4 characters.
 
     Server auth tokens are bearer credentials for the pages that carry them, so
     they are never written out whole.
     """
     if segment is None:
-        return COLLECTION_PATH
-    return f"{COLLECTION_PATH}…{segment[-_SHOWN_ID_CHARS:]}"
+        return path
+    return f"{path}…{segment[-_SHOWN_ID_CHARS:]}"
 
 
 class RequestPipeline:
@@ -94,7 +91,7 @@ class RequestPipeline:
         deadline: float | None = None,
         on_retry: Callable[[RetryEvent], object] | None = None,
     ) -> None:
-        self._base_url = base_url.rstrip("/") + COLLECTION_PATH
+        self._base_url = base_url.rstrip("/")
         self._host = urllib.parse.urlsplit(base_url).hostname or ""
         self._deadline = deadline
         self._on_retry = on_retry
@@ -120,22 +117,28 @@ class RequestPipeline:
     async def send(
         self,
         operation: Operation,
-        segment: str | None = None,
-        form: str | None = None,
+        method: str,
+        path: str,
         *,
+        segment: str | None = None,
+        form: bytes | None = None,
         timeout: float | None = None,
         deadline: float | None = None,
     ) -> httpx2.Response:
-        """Send ``operation`` on the token ``segment`` (already validated and quoted).
+        """Send ``method`` to ``path`` on the API host, retried as ``operation`` may be.
 
-        Returns the successful response, or raises the mapped ``APIError`` once the
-        retry policy gives up or the ``deadline`` (the whole call, seconds) runs out.
+        ``segment``: a token id or key (already validated and quoted), appended to
+        ``path`` and shown shortened; ``form``: a form body, as the bytes sent. Returns
+        the successful response, or raises the mapped ``APIError`` once the retry policy
+        gives up or the ``deadline`` (the whole call, seconds) runs out.
         """
         call = _Call(
             operation=operation,
+            method=method,
+            path=display_path(path, segment),
             segment=segment,
-            url=self._base_url if segment is None else self._base_url + segment,
-            content=None if form is None else form.encode("ascii"),
+            url=self._base_url + path + (segment or ""),
+            content=form,
             headers=self._headers if form is None else self._form_headers,
             timeout=self._timeout if timeout is None else _call_timeout(timeout),
         )
@@ -205,9 +208,7 @@ class RequestPipeline:
                     failure=failure,
                     earlier_may_have_acted=call.may_have_acted,
                 )
-                problem: APIError = self._connection_error(
-                    error, timed_out, attempt, method, call.segment
-                )
+                problem: APIError = self._connection_error(error, timed_out, attempt, call)
                 call.status_code = None
             else:
                 outcome = call.status_code = response.status_code
@@ -259,12 +260,7 @@ class RequestPipeline:
         )
 
     def _connection_error(
-        self,
-        error: Exception,
-        timed_out: bool,
-        attempt: int,
-        method: str,
-        segment: str | None,
+        self, error: Exception, timed_out: bool, attempt: int, call: _Call
     ) -> APIConnectionError:
         """The SDK's error for a failure of the HTTP stack, with its text cleaned.
 
@@ -272,9 +268,9 @@ class RequestPipeline:
         server echoed (the Authorization header); the error carries only the cleaned
         text, and as its cause a copy of the stack's exception holding that text alone.
         """
-        detail = self._clean_detail(str(error), segment)
+        detail = self._clean_detail(str(error), call.segment)
         error_class = APITimeoutError if timed_out else APIConnectionError
-        path = display_path(segment)
+        method, path = call.method, call.path
         mapped = error_class(
             f"{method} {path} failed after {attempt} attempt(s): {type(error).__name__}"
             + (f": {detail}" if detail else ""),
@@ -301,32 +297,50 @@ class RequestPipeline:
         """The body as text with every form of the credentials cut out (see ``_core.redaction``)."""
         return redact_body(response.content, response.charset_encoding, self._credential_texts)
 
-    async def send_for_token(
+    async def send_parsed(
         self,
         operation: Operation,
-        segment: str | None = None,
-        form: str | None = None,
+        method: str,
+        path: str,
+        parse: Callable[[object], Parsed],
         *,
+        segment: str | None = None,
+        form: bytes | None = None,
         timeout: float | None = None,
         deadline: float | None = None,
-    ) -> AuthToken:
-        """``send``, then the ``AuthToken`` in the response body.
+    ) -> Parsed:
+        """``send``, then ``parse`` of the JSON document in the response body.
 
-        A body that is not an auth token object raises ``APIResponseValidationError``.
+        ``parse`` raises ``ValueError`` with a message fit to show (no credential) for a
+        document it cannot use; that, and a body that is not JSON, raise
+        ``APIResponseValidationError``.
         """
-        response = await self.send(operation, segment, form, timeout=timeout, deadline=deadline)
+        response = await self.send(
+            operation,
+            method,
+            path,
+            segment=segment,
+            form=form,
+            timeout=timeout,
+            deadline=deadline,
+        )
         try:
-            return AuthToken.from_json(json.loads(response.content))
-        except (ValueError, RecursionError) as error:  # ResponseShapeError and JSON errors
-            reason = str(error) if isinstance(error, ResponseShapeError) else "not valid JSON"
-            method, path = _METHOD[operation], display_path(segment)
-            raise APIResponseValidationError(
-                f"{method} {path} returned {response.status_code} with an unusable body: {reason}",
-                method=method,
-                path=path,
-                status_code=response.status_code,
-                body=self._body_without_credentials(response),
-            ) from None
+            document = json.loads(response.content)
+        except (ValueError, RecursionError):
+            reason = "not valid JSON"
+        else:
+            try:
+                return parse(document)
+            except ValueError as error:
+                reason = str(error)
+        shown = display_path(path, segment)
+        raise APIResponseValidationError(
+            f"{method} {shown} returned {response.status_code} with an unusable body: {reason}",
+            method=method,
+            path=shown,
+            status_code=response.status_code,
+            body=self._body_without_credentials(response),
+        )
 
 
 @attrs.define
@@ -334,6 +348,9 @@ class _Call:
     """One call's request, fixed before the first attempt, and what its attempts found."""
 
     operation: Operation
+    method: str
+    #: The path as logs and messages show it (``display_path``).
+    path: str
     segment: str | None
     url: str
     content: bytes | None
@@ -343,14 +360,6 @@ class _Call:
     status_code: int | None = None
     #: Whether an attempt so far may have taken effect (a 404 on delete means done then).
     may_have_acted: bool = False
-
-    @property
-    def method(self) -> str:
-        return _METHOD[self.operation]
-
-    @property
-    def path(self) -> str:
-        return display_path(self.segment)
 
 
 def _report_to(pacer: Pacer, response: httpx2.Response) -> None:

@@ -1,9 +1,13 @@
-"""``client.authtokens``: the four auth-token endpoints, thin over the request pipeline."""
+"""``client.authtokens``: the four auth-token endpoints, thin over the request pipeline.
+
+Each method says which verb and path it uses and reads its own answer
+(``AuthToken.from_json``); the pipeline sends, retries and checks.
+"""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from .._core.arguments import (
     TokenArguments,
@@ -14,16 +18,19 @@ from .._core.arguments import (
 )
 from .._core.defaults import DEFAULT_CONCURRENCY
 from .._core.errors import ValidationError
+from .._core.models import AuthToken
 from .._request.batch import BatchRun
 from .._request.retry import Operation
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
-    from .._core.models import AuthToken
     from .._request.pipeline import RequestPipeline
 
 __all__ = ["AsyncAuthTokens"]
+
+#: Where the auth tokens are; a token's own path appends its id or key.
+COLLECTION_PATH: Final = "/v1/authtokens/"
 
 
 class AsyncAuthTokens:
@@ -60,8 +67,14 @@ class AsyncAuthTokens:
         self, arguments: Mapping[str, object], timeout: float | None, deadline: float | None
     ) -> AuthToken:
         form = encode_form(normalize_arguments(arguments))
-        return await self._pipeline.send_for_token(
-            Operation.CREATE, form=form, timeout=timeout, deadline=deadline
+        return await self._pipeline.send_parsed(
+            Operation.CREATE,
+            "POST",
+            COLLECTION_PATH,
+            AuthToken.from_json,
+            form=form,
+            timeout=timeout,
+            deadline=deadline,
         )
 
     async def get(
@@ -69,8 +82,14 @@ class AsyncAuthTokens:
     ) -> AuthToken:
         """The auth token ``token`` (its token id; keys are not accepted here)."""
         segment = path_segment("token", token)
-        return await self._pipeline.send_for_token(
-            Operation.GET, segment, timeout=timeout, deadline=deadline
+        return await self._pipeline.send_parsed(
+            Operation.GET,
+            "GET",
+            COLLECTION_PATH,
+            AuthToken.from_json,
+            segment=segment,
+            timeout=timeout,
+            deadline=deadline,
         )
 
     async def update(
@@ -86,8 +105,15 @@ class AsyncAuthTokens:
         normalized = normalize_arguments(arguments)
         if not normalized:
             raise ValidationError("arguments", "update needs at least one argument to change")
-        return await self._pipeline.send_for_token(
-            Operation.UPDATE, segment, encode_form(normalized), timeout=timeout, deadline=deadline
+        return await self._pipeline.send_parsed(
+            Operation.UPDATE,
+            "POST",
+            COLLECTION_PATH,
+            AuthToken.from_json,
+            segment=segment,
+            form=encode_form(normalized),
+            timeout=timeout,
+            deadline=deadline,
         )
 
     async def delete(
@@ -100,7 +126,14 @@ class AsyncAuthTokens:
         raises ``NotFoundError``.
         """
         segment = path_segment("token_or_key", token_or_key)
-        await self._pipeline.send(Operation.DELETE, segment, timeout=timeout, deadline=deadline)
+        await self._pipeline.send(
+            Operation.DELETE,
+            "DELETE",
+            COLLECTION_PATH,
+            segment=segment,
+            timeout=timeout,
+            deadline=deadline,
+        )
 
     async def destroy(
         self, token_or_key: str, *, timeout: float | None = None, deadline: float | None = None
