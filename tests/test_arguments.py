@@ -387,7 +387,9 @@ def test_form_encoding_matches_the_wire_contract() -> None:
             {"grants": {"read": {"all": True}}, "volatile": False, "session_limit": 2}
         )
     )
-    assert body == b"grants=%7B%22read%22%3A%7B%22all%22%3Atrue%7D%7D&volatile=false&session_limit=2"
+    assert body == (
+        b"grants=%7B%22read%22%3A%7B%22all%22%3Atrue%7D%7D&volatile=false&session_limit=2"
+    )
 
 
 class _Seats(enum.IntEnum):
