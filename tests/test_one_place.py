@@ -33,6 +33,17 @@ def _accepts(name: str, value: object) -> bool:
     return True
 
 
+#: The auth token's writable fields as Ziggeo documents them: the check that the one
+#: place is right, now that the emulator takes its field names from it too.
+DOCUMENTED_FIELDS = frozenset(
+    ("volatile", "hidden", "expiration_date", "usage_expiration_time", "session_limit", "grants")
+)
+
+
+def test_the_typed_dict_names_the_fields_ziggeo_documents() -> None:
+    assert frozenset(TYPED_NAMES) == DOCUMENTED_FIELDS
+
+
 def test_the_argument_names_are_the_typed_dict_s_keys_in_its_order() -> None:
     assert ARGUMENT_NAMES == TYPED_NAMES
     normalizers = arguments_module._NORMALIZERS
