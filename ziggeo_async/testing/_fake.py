@@ -625,6 +625,10 @@ class FakeASGIApp:
         body = bytearray()
         while True:
             message = await receive()
+            if message["type"] == "http.disconnect":
+                # The client left before its body was whole: no request arrived, so the
+                # store must not act on part of one, and nobody is left to answer.
+                return
             body += message.get("body", b"")
             if not message.get("more_body", False):
                 break
