@@ -5,10 +5,14 @@ from __future__ import annotations
 import socket
 import sys
 import threading
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from typing import Any
 
 import httpx
 
 from ziggeo_async import AsyncZiggeo, RetryPolicy
+from ziggeo_async.cli._serve import serving
 
 if sys.version_info >= (3, 11):
     from typing import Self
@@ -40,6 +44,16 @@ def make_client(*, max_retries: int = 2, **options: object) -> AsyncZiggeo:
         retry=RetryPolicy(max_retries=max_retries, jitter=lambda: 0.0),
         **options,  # type: ignore[arg-type]
     )
+
+
+def serve_on_uvicorn(app: Callable[..., Any]) -> AbstractContextManager[str]:
+    """``app`` on uvicorn on 127.0.0.1 and a free port, on a thread of its own, for the
+    ``with`` block (whatever event loop the test runs, or none); yields the base URL.
+
+    The one serving mechanism of ``ziggeo-async fake serve``, so the tests that reach
+    the emulator over real HTTP also run the command's server.
+    """
+    return serving(app, "127.0.0.1", 0)
 
 
 class ThreadedServer:

@@ -1,14 +1,13 @@
 from __future__ import annotations
 
-import asyncio
 import os
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from ziggeo_async.testing import FakeZiggeo, LoopbackServer
+from tests._support import serve_on_uvicorn
+from ziggeo_async.testing import FakeZiggeo
 
 
 @pytest.fixture(params=["asyncio", "trio"])
@@ -19,27 +18,10 @@ def anyio_backend(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 def served_fake() -> Iterator[tuple[FakeZiggeo, str]]:
-    """A FakeZiggeo (inspect on) over real HTTP on 127.0.0.1, from a thread of its own."""
+    """A FakeZiggeo (inspect on) over real HTTP on 127.0.0.1, on uvicorn in a thread."""
     fake = FakeZiggeo(inspect=True)
-    server = LoopbackServer(fake.asgi_app)
-    loop = asyncio.new_event_loop()
-    ready = threading.Event()
-
-    def run() -> None:
-        loop.run_until_complete(server.start())
-        ready.set()
-        loop.run_forever()
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    assert ready.wait(10)
-    try:
-        yield fake, server.url
-    finally:
-        asyncio.run_coroutine_threadsafe(server.aclose(), loop).result(10)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
-        loop.close()
+    with serve_on_uvicorn(fake.asgi_app) as url:
+        yield fake, url
 
 
 @pytest.fixture

@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests._support import serve_on_uvicorn
 from ziggeo_async._core.cipher import ClientTokenCipher
 from ziggeo_async.cli import _main, main
 from ziggeo_async.testing import FakeZiggeo
@@ -203,6 +204,50 @@ def test_fake_serve_refuses_bad_credentials(
     code, _, err = run(capsys, "fake", "serve")
     assert code == 2
     assert "app_token" in one_error_line(err)
+
+
+def test_fake_serve_without_uvicorn_names_the_extra(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setitem(sys.modules, "uvicorn", None)  # what a missing package imports as
+    code, out, err = run(capsys, "fake", "serve", "--port", "0")
+    assert (code, out) == (2, "")
+    assert "pip install 'ziggeo-async[serve]'" in one_error_line(err)
+
+
+def test_a_stop_cuts_requests_still_running_after_the_grace_without_a_traceback(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    fake = FakeZiggeo()
+    fake.latency = 3600
+    arrived = threading.Event()
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            arrived.set()
+        await fake.asgi_app(scope, receive, send)
+
+    outcomes: list[int | str] = []  # a status, or the error that ended the request
+
+    def wait_for_an_answer(url: str) -> None:
+        try:
+            auth = (fake.app_token, fake.private_key)
+            outcomes.append(httpx.get(f"{url}/v1/authtokens/x", auth=auth).status_code)
+        except httpx.HTTPError as error:
+            outcomes.append(type(error).__name__)
+
+    with caplog.at_level(logging.INFO), serve_on_uvicorn(app) as url:
+        waiter = threading.Thread(target=wait_for_an_answer, args=(url,))
+        waiter.start()
+        assert arrived.wait(30)
+    waiter.join(30)
+    assert not waiter.is_alive()
+    # Cut by the server (uvicorn answers 500 for a request it cancelled, or closes).
+    assert len(outcomes) == 1
+    assert outcomes[0] not in (200, 404)
+    uvicorn_records = [r for r in caplog.records if r.name.startswith("uvicorn")]
+    assert any("Cancel 1 running task" in r.getMessage() for r in uvicorn_records)
+    assert [r for r in uvicorn_records if r.exc_info] == []
 
 
 def test_help_and_version(capsys: pytest.CaptureFixture[str]) -> None:

@@ -49,16 +49,14 @@ HTTP_BACKENDS = ["httpx2", "aiohttp"]
 DROPPED_CLIENT = """
 import asyncio, gc, sys, warnings
 from pathlib import Path
+from tests._support import serve_on_uvicorn
 from ziggeo_async import AsyncZiggeo
-from ziggeo_async.testing import FakeZiggeo, LoopbackServer
+from ziggeo_async.testing import FakeZiggeo
 
 def open_descriptors():
     return sum(1 for _ in Path("/proc/self/fd").iterdir())
 
-async def main():
-    fake = FakeZiggeo()
-    server = LoopbackServer(fake.asgi_app)
-    url = await server.start()
+async def main(fake, url):
     baseline = open_descriptors()
     client = AsyncZiggeo(fake.app_token, fake.private_key, base_url=url, http_backend=sys.argv[1])
     await client.authtokens.create()
@@ -67,17 +65,17 @@ async def main():
         warnings.simplefilter("ignore", ResourceWarning)
         del client
         gc.collect()
-    # The client's socket closes; the loopback server then closes its end.
+    # The client's socket closes; the server then closes its end.
     for _ in range(500):
         if open_descriptors() <= baseline:
             break
         await asyncio.sleep(0.01)
     print(baseline, opened, open_descriptors())
-    await server.aclose()
 
-with warnings.catch_warnings():
+fake = FakeZiggeo()
+with warnings.catch_warnings(), serve_on_uvicorn(fake.asgi_app) as url:
     warnings.simplefilter("ignore", ResourceWarning)
-    asyncio.run(main())
+    asyncio.run(main(fake, url))
 """
 
 

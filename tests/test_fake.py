@@ -589,6 +589,49 @@ async def test_asgi_app_reads_a_body_in_parts(fake: FakeZiggeo) -> None:
     assert json.loads(sent[1]["body"])["session_limit"] == 6
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "first_part"),
+    [
+        ("POST", "/v1/authtokens/", b"session_limit=6"),
+        ("POST", "/v1/authtokens/known", b"session_limit=6"),
+        ("DELETE", "/v1/authtokens/known", b""),
+    ],
+    ids=["create", "update", "delete"],
+)
+async def test_asgi_app_ignores_a_request_whose_client_left_mid_body(
+    fake: FakeZiggeo, method: str, path: str, first_part: bytes
+) -> None:
+    call(fake, "POST", "/v1/authtokens/", "key=known&session_limit=1")
+    before = fake.tokens
+    parts = [
+        {"type": "http.request", "body": first_part, "more_body": True},
+        {"type": "http.disconnect"},
+    ]
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return parts.pop(0)
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "method": method,
+        "path": path,
+        "query_string": b"",
+        "headers": [
+            (b"authorization", basic().encode()),
+            (b"content-type", b"application/x-www-form-urlencoded"),
+        ],
+    }
+    await fake.asgi_app(scope, receive, send)
+    assert parts == []  # it read up to the disconnect
+    assert fake.tokens == before
+    assert fake.requests == ()  # never received whole, so not recorded either
+    assert sent == []  # nobody is left to answer
+
+
 async def test_asgi_lifespan_and_other_scopes(fake: FakeZiggeo) -> None:
     messages = [{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}]
     sent: list[dict[str, Any]] = []

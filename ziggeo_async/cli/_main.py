@@ -28,9 +28,9 @@ from .._version import __version__
 from ..legacy import official_grants
 from ..resources.auth import Auth
 from ..testing import FakeZiggeo
-from ..testing._server import serve_until_signalled
 from ._credentials import VARIABLES, Credential, Settings, settings_from_env
 from ._errors import UsageError
+from ._serve import serve_until_signalled
 
 __all__ = ["build_parser", "main"]
 
@@ -387,8 +387,9 @@ def _add_fake_commands(commands: Any) -> None:
     serve = fake_operations.add_parser(
         "serve",
         help="serve FakeZiggeo over HTTP on loopback; prints the URL",
-        description="Serve FakeZiggeo over HTTP on loopback and print its URL; ZIGGEO_* "
-        "credentials, when set, are the ones it expects. SIGINT or SIGTERM stops it.",
+        description="Serve FakeZiggeo over HTTP on loopback, on uvicorn (pip install "
+        "'ziggeo-async[serve]'), and print its URL; ZIGGEO_* credentials, when set, are the "
+        "ones it expects. SIGINT or SIGTERM stops it.",
     )
     serve.add_argument("--host", default="127.0.0.1", help="(default: %(default)s)")
     serve.add_argument(

@@ -9,6 +9,5 @@
 """
 
 from ._fake import FakeResponse, FakeZiggeo, RecordedRequest
-from ._server import LoopbackServer, serve_http
 
-__all__ = ["FakeResponse", "FakeZiggeo", "LoopbackServer", "RecordedRequest", "serve_http"]
+__all__ = ["FakeResponse", "FakeZiggeo", "RecordedRequest"]

@@ -6,13 +6,13 @@ One core, three ways in::
     FakeZiggeo.serve(...)                                     faults, latency, records
     ├── FakeZiggeo.transport()   a transport for httpx2 and legacy httpx clients (no sockets)
     ├── FakeZiggeo.asgi_app      an ASGI application (httpx2.ASGITransport, any ASGI server)
-    └── ziggeo-async fake serve  the ASGI app on a small loopback HTTP/1.1 server
+    └── ziggeo-async fake serve  the ASGI app on uvicorn on loopback (the ``serve`` extra)
 
 ``serve`` raises ``PlannedDrop`` for a dropped connection; each adapter raises it as
 the error a real drop gives its client (``ConnectError`` before the request took
 effect, ``RemoteProtocolError`` after, of the client's httpx family), so the SDK sees
-it the same way through every adapter; the HTTP server closes the socket without a
-response instead.
+it the same way through every adapter; over a real socket the server closes the
+connection with the response unfinished instead.
 """
 
 from __future__ import annotations
@@ -561,6 +561,9 @@ class FakeZiggeo:
 
 # -- the two thin ways into FakeZiggeo.serve: an httpx-family transport and an ASGI app --
 
+# One byte promised and never sent: what a planned drop starts over ASGI.
+_PROMISED_BODY: Final = [(b"content-length", b"1")]
+
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -605,10 +608,11 @@ class FakeTransport(httpx2.AsyncBaseTransport):
 class FakeASGIApp:
     """``FakeZiggeo`` as an ASGI 3 application (HTTP and lifespan scopes).
 
-    A planned drop raises httpx2's error out of the app: ``httpx2.ASGITransport``
-    hands it to the client as a real drop would look, and the loopback server of
-    ``ziggeo-async fake serve`` closes the socket without a response (other ASGI
-    servers treat it as any app error, often with a 500).
+    A planned drop starts a response that declares a body, then raises httpx2's error
+    out of the app: ``httpx2.ASGITransport`` (and legacy httpx's) hands that error to
+    the client as a real drop would look, and a server (uvicorn, under ``ziggeo-async
+    fake serve``) closes the connection with the response unfinished. A client that
+    disconnects before its body is whole gets nothing acted on, recorded or answered.
     """
 
     def __init__(self, fake: FakeZiggeo) -> None:
@@ -626,6 +630,10 @@ class FakeASGIApp:
         body = bytearray()
         while True:
             message = await receive()
+            if message["type"] == "http.disconnect":
+                # The client left before its body was whole: no request arrived, so the
+                # store must not act on part of one, and nobody is left to answer.
+                return
             body += message.get("body", b"")
             if not message.get("more_body", False):
                 break
@@ -642,6 +650,11 @@ class FakeASGIApp:
         else:
             await _respond(send, answer)
             return
+        # ASGI has no message that closes a connection unanswered, and an app that raises
+        # before starting a response gets a 500 from the server. One that raises after
+        # the start gets its connection closed: so start a response that promises a body
+        # and never send it. The client reads a broken exchange, never a whole answer.
+        await send({"type": "http.response.start", "status": 500, "headers": _PROMISED_BODY})
         raise error
 
 
