@@ -576,7 +576,10 @@ def test_quiet_hides_the_unknown_listing_not_the_summary(
     assert "line 1: outcome unknown" in capsys.readouterr().err
 
 
-def test_the_progress_bar_fits_a_narrow_terminal() -> None:
+def test_the_progress_bar_fits_a_narrow_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    # COLUMNS, when set, wins over the terminal's size; an inherited one (a shell's, or
+    # the COLUMNS=80 pytest-xdist workers start with) must not decide this test.
+    monkeypatch.delenv("COLUMNS", raising=False)
     primary, secondary = pty.openpty()
     fcntl.ioctl(secondary, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 30, 0, 0))
     with open(secondary, "w", encoding="utf-8") as terminal:  # noqa: PTH123
