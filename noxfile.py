@@ -53,6 +53,11 @@ def tests(session: nox.Session) -> None:
     """The test suite on every CPython; on one of them (COVERAGE_PYTHON) with branch
     coverage of ziggeo_async, failing under 95 %."""
     session.install("-e", ".", *nox.project.dependency_groups(PYPROJECT, "tests"))
+    # Bytecode is cached even where the environment turns caching off (an empty value
+    # means "write"): the suite starts some ninety Python processes per interpreter (xdist
+    # workers, CLI children), and each one compiled every module it imported again,
+    # which doubled the cost of an import and of collecting the tests.
+    session.env["PYTHONDONTWRITEBYTECODE"] = ""
     if session.python != COVERAGE_PYTHON:
         session.run("pytest", *PARALLEL, *session.posargs)
         return
