@@ -83,7 +83,7 @@ with warnings.catch_warnings():
 
 @pytest.mark.parametrize("http_backend", HTTP_BACKENDS)
 def test_a_dropped_client_releases_its_sockets(http_backend: str) -> None:
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     done = subprocess.run(
         [sys.executable, "-c", DROPPED_CLIENT, http_backend],
         capture_output=True,
