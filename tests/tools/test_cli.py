@@ -467,7 +467,7 @@ def test_fake_serve_serves_and_stops_cleanly(
 
 
 def test_examples_tour_runs(capsys: pytest.CaptureFixture[str]) -> None:
-    runpy.run_path(str(Path(__file__).parent.parent / "examples" / "tour.py"), run_name="__main__")
+    runpy.run_path(str(Path(__file__).parents[2] / "examples" / "tour.py"), run_name="__main__")
     out = capsys.readouterr().out
     assert "delete  -> gone: 404" in out
     assert out.rstrip().endswith("FakeZiggeo saw 5 requests and holds 0 tokens.")

@@ -32,7 +32,7 @@ from ziggeo_async import (
 from ziggeo_async._faces.portal import PORTAL_THREAD_NAME
 from ziggeo_async.resources import Auth
 
-REPOSITORY = Path(__file__).resolve().parent.parent
+REPOSITORY = Path(__file__).resolve().parents[2]
 
 
 def portal_threads() -> list[threading.Thread]:

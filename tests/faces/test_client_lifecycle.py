@@ -81,7 +81,7 @@ with warnings.catch_warnings(), serve_on_uvicorn(fake.asgi_app) as url:
 
 @pytest.mark.parametrize("http_backend", HTTP_BACKENDS)
 def test_a_dropped_client_releases_its_sockets(http_backend: str) -> None:
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     done = subprocess.run(
         [sys.executable, "-c", DROPPED_CLIENT, http_backend],
         capture_output=True,

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-REPOSITORY = Path(__file__).resolve().parent.parent
+REPOSITORY = Path(__file__).resolve().parents[2]
 
 #: How long a child may take before the test calls it hung (a hang is forever).
 CHILD_TIMEOUT = 30.0

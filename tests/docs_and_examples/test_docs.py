@@ -44,7 +44,7 @@ from ziggeo_async._request import retry as retry_module
 from ziggeo_async.cli import build_parser
 from ziggeo_async.testing import FakeZiggeo
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PAGES = sorted([ROOT / "README.md", *(ROOT / "docs").glob("*.md")])
 CREDENTIALS = {
     "ZIGGEO_APP_TOKEN": "YOUR_APP_TOKEN",
@@ -160,7 +160,7 @@ def test_the_pages_hold_python_blocks() -> None:
 @pytest.mark.parametrize("block", ALL_BLOCKS, ids=lambda block: block.where)
 def test_python_is_labelled_python(block: Block) -> None:
     assert block.label.lower() not in OTHER_PYTHON_LABELS, (
-        f"{block.where}: label Python blocks ```python so tests/test_docs.py runs them"
+        f"{block.where}: label Python blocks ```python so tests/docs_and_examples/test_docs.py runs them"
     )
 
 

@@ -29,7 +29,7 @@ CREDENTIALS = (
 
 
 def sdk_lines(caplog: pytest.LogCaptureFixture) -> list[re.Match[str]]:
-    # Attempts are DEBUG lines; a retry adds one INFO line (tests/test_production.py).
+    # Attempts are DEBUG lines; a retry adds one INFO line (tests/request/test_production.py).
     records = [
         record
         for record in caplog.records

@@ -16,15 +16,15 @@ from examples import batch_job
 from ziggeo_async import AsyncZiggeo, InternalServerError
 from ziggeo_async.testing import FakeZiggeo
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
 
 #: Each example and the test that runs it; a new example without one fails the suite.
 RUN_BY = {
-    "tour.py": "tests/test_cli.py::test_examples_tour_runs",
+    "tour.py": "tests/tools/test_cli.py::test_examples_tour_runs",
     "batch_job.py": "test_batch_job_issues_ten_thousand_tokens",
     "legacy_sync.py": "test_legacy_sync_runs_both_sync_faces",
-    "fastapi_app/main.py": "tests/test_example_fastapi.py::test_page_can_carry_a_server_auth_token",
+    "fastapi_app/main.py": "tests/docs_and_examples/test_example_fastapi.py::test_page_can_carry_a_server_auth_token",
 }
 
 

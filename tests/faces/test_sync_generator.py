@@ -25,7 +25,7 @@ import typing_extensions
 from ziggeo_async import AsyncZiggeo, SyncZiggeo
 from ziggeo_async._faces.portal import PORTAL_THREAD_NAME, PortalIterator, SyncClientBase
 
-REPOSITORY = Path(__file__).resolve().parent.parent
+REPOSITORY = Path(__file__).resolve().parents[2]
 GENERATOR_PATH = REPOSITORY / "scripts" / "generate_sync.py"
 
 
