@@ -4,8 +4,8 @@
     python scripts/gen_api_docs.py --check   # exit 1 if docs/api.md is stale
 
 Documents every name in the ``__all__`` of the public modules, plus the classes
-reached through attributes (``client.authtokens``, ``client.auth``). tests/docs_and_examples/test_docs.py
-fails when docs/api.md differs from what this writes.
+reached through attributes (``client.authtokens``, ``client.auth``).
+tests/docs_and_examples/test_docs.py fails when docs/api.md differs from what this writes.
 """
 
 from __future__ import annotations
@@ -143,7 +143,8 @@ def _render_member(owner: str, name: str, member: object) -> list[str]:
 
 
 def _code(text: str) -> list[str]:
-    # Signatures are not runnable Python, so not labelled python (tests/docs_and_examples/test_docs.py runs those).
+    # Signatures are not runnable Python, so not labelled python
+    # (tests/docs_and_examples/test_docs.py runs those).
     return ["```text", text, "```", ""]
 
 

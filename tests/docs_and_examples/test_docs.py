@@ -160,7 +160,8 @@ def test_the_pages_hold_python_blocks() -> None:
 @pytest.mark.parametrize("block", ALL_BLOCKS, ids=lambda block: block.where)
 def test_python_is_labelled_python(block: Block) -> None:
     assert block.label.lower() not in OTHER_PYTHON_LABELS, (
-        f"{block.where}: label Python blocks ```python so tests/docs_and_examples/test_docs.py runs them"
+        f"{block.where}: label Python blocks ```python so "
+        "tests/docs_and_examples/test_docs.py runs them"
     )
 
 

@@ -24,7 +24,9 @@ RUN_BY = {
     "tour.py": "tests/tools/test_cli.py::test_examples_tour_runs",
     "batch_job.py": "test_batch_job_issues_ten_thousand_tokens",
     "legacy_sync.py": "test_legacy_sync_runs_both_sync_faces",
-    "fastapi_app/main.py": "tests/docs_and_examples/test_example_fastapi.py::test_page_can_carry_a_server_auth_token",
+    "fastapi_app/main.py": (
+        "tests/docs_and_examples/test_example_fastapi.py::test_page_can_carry_a_server_auth_token"
+    ),
 }
 
 

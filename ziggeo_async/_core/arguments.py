@@ -206,7 +206,7 @@ def _grants(value: object) -> dict[str, Any]:
     return grants
 
 
-#: Each argument's check; tests/test_arguments.py proves its names are ARGUMENT_NAMES.
+#: Each argument's check; tests/test_one_place.py proves its names are ARGUMENT_NAMES.
 _NORMALIZERS = {
     "volatile": lambda value: _check_bool("volatile", value),
     "hidden": lambda value: _check_bool("hidden", value),
