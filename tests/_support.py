@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import socket
-import sys
-import threading
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any
@@ -13,11 +10,6 @@ import httpx
 
 from ziggeo_async import AsyncZiggeo, RetryPolicy
 from ziggeo_async.cli._serve import serving
-
-if sys.version_info >= (3, 11):
-    from typing import Self
-else:
-    from typing_extensions import Self
 
 APP_TOKEN = "app-token-1234"
 PRIVATE_KEY = "private-key-SECRET-5678"
@@ -54,71 +46,3 @@ def serve_on_uvicorn(app: Callable[..., Any]) -> AbstractContextManager[str]:
     the emulator over real HTTP also run the command's server.
     """
     return serving(app, "127.0.0.1", 0)
-
-
-class ThreadedServer:
-    """A server on 127.0.0.1 on threads of its own, whatever event loop the test runs.
-
-    It accepts until the ``with`` block ends and hands each connection to ``handle``
-    on a thread; ``stopping`` is set at the end, so a handler that holds a connection
-    open polls it. Subclasses write ``handle``: the one socket-server skeleton the
-    tests share.
-
-    The server, not the handler, closes every connection: when ``handle`` returns,
-    unless it kept the connection with ``hold`` (then when the server stops). So no
-    socket outlives the test whatever path a handler took out, and a loaded machine,
-    where a handler may still be running when the block ends, warns of none.
-    """
-
-    def __init__(self) -> None:
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self._listener.settimeout(0.1)
-        self.port: int = self._listener.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.stopping = threading.Event()
-        self._thread = threading.Thread(target=self._accept, daemon=True)
-        self._handlers: list[threading.Thread] = []
-        self._held: list[socket.socket] = []
-        self._lock = threading.Lock()
-
-    def __enter__(self) -> Self:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stopping.set()
-        self._thread.join(timeout=10)
-        self._listener.close()
-        with self._lock:
-            held, self._held = self._held, []
-        for connection in held:
-            connection.close()
-        for handler in self._handlers:
-            handler.join(timeout=10)
-
-    def handle(self, connection: socket.socket) -> None:
-        raise NotImplementedError
-
-    def hold(self, connection: socket.socket) -> None:
-        """Keep ``connection`` open after ``handle`` returns, until the server stops."""
-        with self._lock:
-            self._held.append(connection)
-
-    def _serve(self, connection: socket.socket) -> None:
-        try:
-            self.handle(connection)
-        finally:
-            with self._lock:
-                keep = connection in self._held
-            if not keep:
-                connection.close()
-
-    def _accept(self) -> None:
-        while not self.stopping.is_set():
-            try:
-                connection, _ = self._listener.accept()
-            except TimeoutError:
-                continue
-            handler = threading.Thread(target=self._serve, args=(connection,), daemon=True)
-            self._handlers.append(handler)
-            handler.start()

@@ -7,9 +7,9 @@ from typing import Any
 
 import attrs
 
+from tests._servers import TokenStore
 from ziggeo_async import AsyncZiggeo, AuthToken
 
-from ._servers import TokenStore
 from ._support import LEDGER, Outcome, RecordingPolicy
 
 SEEDED = "seededtoken0001"

@@ -9,12 +9,11 @@ repr of every client it made are searched for the canary secrets.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 
-import anyio
 import pytest
 
-from tests.faults._servers import ServerGroup
+from tests._servers import ServerGroup
 from tests.faults._support import LEDGER, Canary
 
 _LOGGERS = ("ziggeo_async", "httpx2", "httpcore2", "httpx", "httpcore")
@@ -50,15 +49,10 @@ def canary() -> Iterator[Canary]:
 
 
 @pytest.fixture
-async def servers() -> AsyncIterator[ServerGroup]:
+def servers() -> Iterator[ServerGroup]:
     """Start misbehaving servers on 127.0.0.1 for one test; all stop when it ends."""
-    async with anyio.create_task_group() as task_group:
-        group = ServerGroup(task_group)
-        try:
-            yield group
-        finally:
-            group.close_sockets()
-            task_group.cancel_scope.cancel()
+    with ServerGroup() as group:
+        yield group
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

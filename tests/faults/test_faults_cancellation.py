@@ -17,8 +17,8 @@ import anyio
 import httpx2
 import pytest
 
+from tests._servers import ScriptedServer, ServerGroup, delayed, hang, respond
 from tests.faults._scenario import SEED_FIELDS, SEEDED
-from tests.faults._servers import ScriptedServer, ServerGroup, delayed, hang, respond
 from tests.faults._support import (
     EVERY_PATH,
     LEDGER,
@@ -92,7 +92,7 @@ async def test_a_thousand_random_cancellations_leave_the_one_connection_usable(
     servers: ServerGroup, canary: Canary, anyio_backend: str, path: str
 ) -> None:
     rng = random.Random(20261127)
-    server = await servers.start(default=delayed(respond, lambda: rng.uniform(0, 0.001)))
+    server = servers.start(default=delayed(respond, lambda: rng.uniform(0, 0.001)))
     server.store.seed(SEEDED, **SEED_FIELDS)
     client = _one_connection_client(canary, server, path)
     cancelled = completed = creates = 0
@@ -128,7 +128,7 @@ async def test_cancelling_create_many_part_way_leaves_the_one_connection_usable(
     servers: ServerGroup, canary: Canary, anyio_backend: str, path: str
 ) -> None:
     rng = random.Random(1127)
-    server = await servers.start(default=delayed(respond, lambda: rng.uniform(0, 0.001)))
+    server = servers.start(default=delayed(respond, lambda: rng.uniform(0, 0.001)))
     server.store.seed(SEEDED, **SEED_FIELDS)
     client = _one_connection_client(canary, server, path)
     session_limits = iter(range(1, 1_000_000))
@@ -169,7 +169,7 @@ async def test_cancelling_create_many_part_way_leaves_the_one_connection_usable(
 async def test_pool_exhaustion_fails_fast_then_recovers(
     servers: ServerGroup, canary: Canary, anyio_backend: str, path: str
 ) -> None:
-    server = await servers.start([hang(effect=False)])
+    server = servers.start([hang(effect=False)])
     server.store.seed(SEEDED, **SEED_FIELDS)
     client, policy = make_client(
         canary,

@@ -14,8 +14,8 @@ import httpx
 import pytest
 import respx
 
+from tests._servers import Request, TokenStore
 from tests.faults._scenario import CALLS, SEED_FIELDS, SEEDED, Expected, check_outcome
-from tests.faults._servers import Request, TokenStore
 from tests.faults._support import (
     LEDGER,
     LENT_LEGACY,

@@ -16,8 +16,7 @@ import httpx
 import httpx2
 import pytest
 
-from tests.faults._scenario import CALLS, SEED_FIELDS, SEEDED, Expected, check_outcome
-from tests.faults._servers import (
+from tests._servers import (
     Action,
     ServerGroup,
     close_after,
@@ -32,6 +31,7 @@ from tests.faults._servers import (
     status,
     truncated_json,
 )
+from tests.faults._scenario import CALLS, SEED_FIELDS, SEEDED, Expected, check_outcome
 from tests.faults._support import (
     EVERY_PATH,
     LEDGER,
@@ -78,6 +78,9 @@ class TcpScenario:
     expected: Expected
     target: str = "server"  # or "refused", "full backlog"
     lent_client_follows_redirects: bool = False
+    #: The transport error the SDK's error chains, by name, in the path's httpx family
+    #: (aiohttp's failures are mapped onto httpx2's).
+    cause: str | None = None
 
 
 SCENARIOS = [
@@ -87,6 +90,7 @@ SCENARIOS = [
         lambda other: [],
         Expected(APIConnectionError, attempts=3, delays=(B1, B2)),
         target="refused",
+        cause="ConnectError",
     ),
     TcpScenario(
         "connect timeout (full backlog): create retried, nothing made",
@@ -94,18 +98,21 @@ SCENARIOS = [
         lambda other: [],
         Expected(APITimeoutError, attempts=3, delays=(B1, B2)),
         target="full backlog",
+        cause="ConnectTimeout",
     ),
     TcpScenario(
         "read timeout before effect: create not retried",
         "create",
         lambda other: [hang(effect=False)],
         Expected(APITimeoutError, attempts=1, created=0),
+        cause="ReadTimeout",
     ),
     TcpScenario(
         "read timeout after effect: create not retried, one token",
         "create",
         lambda other: [hang(effect=True)],
         Expected(APITimeoutError, attempts=1, created=1),
+        cause="ReadTimeout",
     ),
     TcpScenario(
         "read timeout then answer: get retried",
@@ -142,6 +149,27 @@ SCENARIOS = [
         "create",
         lambda other: [close_without_response(effect=False)],
         Expected(APIConnectionError, attempts=1, created=0),
+        cause="RemoteProtocolError",
+    ),
+    TcpScenario(
+        "closed without a response: get retried, then fails",
+        "get",
+        lambda other: [close_without_response(effect=False)] * 3,
+        Expected(APIConnectionError, attempts=3, delays=(B1, B2)),
+        cause="RemoteProtocolError",
+    ),
+    TcpScenario(
+        "closed without a response after effect: delete retried, 404 means done",
+        "delete",
+        lambda other: [close_without_response(effect=True)],
+        Expected(None, attempts=2, delays=(B1,)),
+    ),
+    TcpScenario(
+        "closed without a response: delete retried, then fails",
+        "delete",
+        lambda other: [close_without_response(effect=False)] * 3,
+        Expected(APIConnectionError, attempts=3, delays=(B1, B2)),
+        cause="RemoteProtocolError",
     ),
     TcpScenario(
         "body shorter than Content-Length: get retried",
@@ -275,8 +303,8 @@ RUNS = [
 async def test_tcp_fault(
     scenario: TcpScenario, servers: ServerGroup, canary: Canary, anyio_backend: str, path: str
 ) -> None:
-    other = await servers.start(host="127.0.0.2")
-    server = await servers.start(scenario.script(other.url))
+    other = servers.start(host="127.0.0.2")
+    server = servers.start(scenario.script(other.url))
     server.store.seed(SEEDED, **SEED_FIELDS)
     other.store.seed(SEEDED, **SEED_FIELDS)
     base_url = {
@@ -296,6 +324,11 @@ async def test_tcp_fault(
     try:
         outcome = await outcome_of(canary, CALLS[scenario.operation](client))
         check_outcome(scenario.operation, outcome, scenario.expected, policy, server.store)
+        if scenario.target == "server":  # each attempt sent once: nothing below re-sends
+            assert len(server.requests) == policy.attempts
+        if scenario.cause is not None:
+            family = httpx if path == LENT_LEGACY else httpx2
+            assert type(outcome.error.__cause__) is getattr(family, scenario.cause)
         if scenario.expected.error is APIStatusError:
             assert isinstance(outcome.error, APIStatusError)
             assert outcome.error.status_code == 302

@@ -5,11 +5,9 @@ real (misbehaving) servers on 127.0.0.1."""
 from __future__ import annotations
 
 import gzip
-import socket
 import ssl
 import subprocess
 import sys
-import threading
 import tracemalloc
 import zlib
 from collections.abc import Callable, Iterator
@@ -20,11 +18,10 @@ import httpx2
 import pytest
 
 from tests._certificates import self_signed_for_loopback
-from tests._support import ThreadedServer
+from tests._servers import ScriptedServer, send_then_wait, serving, status
 from ziggeo_async import (
     APIConnectionError,
     APIResponseTooLargeError,
-    APITimeoutError,
     AsyncZiggeo,
     ConfigurationError,
 )
@@ -49,56 +46,12 @@ def failure_of(error: BaseException) -> Failure:
 TOKEN_BODY = b'{"token":"t0123456789abcdef","session_limit":1}'
 
 
-class MisbehavingServer(ThreadedServer):
-    """Counts every request it reads, then answers, drops the connection, or hangs."""
-
-    def __init__(self, behaviour: str, *, gzip_body: bool = False) -> None:
-        super().__init__()
-        self.behaviour = behaviour
-        self.gzip_body = gzip_body
-        self.requests: list[bytes] = []
-
-    def handle(self, connection: socket.socket) -> None:
-        connection.settimeout(2)
-        buffer = b""
-        while not self.stopping.is_set():
-            while b"\r\n\r\n" not in buffer:
-                try:
-                    chunk = connection.recv(65536)
-                except OSError:
-                    chunk = b""
-                if not chunk:
-                    return
-                buffer += chunk
-            head, _, rest = buffer.partition(b"\r\n\r\n")
-            length = 0
-            for line in head.split(b"\r\n")[1:]:
-                name, _, value = line.partition(b":")
-                if name.strip().lower() == b"content-length":
-                    length = int(value)
-            while len(rest) < length:
-                rest += connection.recv(65536)
-            self.requests.append(head + b"\r\n\r\n" + rest[:length])
-            buffer = rest[length:]
-            if self.behaviour == "drop":
-                return
-            if self.behaviour == "hang":
-                self.hold(connection)
-                return
-            body = gzip.compress(TOKEN_BODY) if self.gzip_body else TOKEN_BODY
-            encoding = b"Content-Encoding: gzip\r\n" if self.gzip_body else b""
-            connection.sendall(
-                b"HTTP/1.1 201 Created\r\nContent-Type: application/json\r\nRetry-After: 0\r\n"
-                b"%sContent-Length: %d\r\n\r\n%s" % (encoding, len(body), body)
-            )
-
-
-def refused_url() -> str:
-    """A 127.0.0.1 port with nothing listening on it."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    return f"http://127.0.0.1:{port}"
+#: A created token, gzip-encoded (so the round trip proves the body was decoded).
+CREATED = status(
+    201,
+    gzip.compress(TOKEN_BODY),
+    headers=[("Content-Encoding", "gzip"), ("Retry-After", "0")],
+)
 
 
 @pytest.fixture
@@ -108,8 +61,8 @@ def anyio_backend() -> str:
 
 
 @pytest.fixture
-def answering() -> Iterator[MisbehavingServer]:
-    with MisbehavingServer("answer", gzip_body=True) as server:
+def answering() -> Iterator[ScriptedServer]:
+    with serving(default=CREATED) as server:
         yield server
 
 
@@ -126,19 +79,19 @@ def aiohttp_client(base_url: str, *, max_retries: int = 2, timeout: float = 5.0)
 
 @pytest.mark.anyio
 async def test_the_aiohttp_backend_makes_a_round_trip(
-    answering: MisbehavingServer,
+    answering: ScriptedServer,
 ) -> None:
     async with aiohttp_client(answering.url) as client:
         token = await client.authtokens.create(session_limit=1)
     assert token.token == "t0123456789abcdef"  # gzip decoded by httpx
     (request,) = answering.requests
-    assert request.startswith(b"POST /v1/authtokens/ HTTP/1.1\r\n")
-    assert b"\r\nAuthorization: Basic " in request
-    assert request.endswith(b"\r\n\r\nsession_limit=1")
+    assert request.head.startswith(b"POST /v1/authtokens/ HTTP/1.1\r\n")
+    assert b"\r\nAuthorization: Basic " in request.head
+    assert request.body == b"session_limit=1"
 
 
 @pytest.mark.anyio
-async def test_transport_hands_back_status_headers_and_body(answering: MisbehavingServer) -> None:
+async def test_transport_hands_back_status_headers_and_body(answering: ScriptedServer) -> None:
     transport = AiohttpTransport()
     try:
         async with httpx2.AsyncClient(transport=transport) as client:
@@ -152,60 +105,10 @@ async def test_transport_hands_back_status_headers_and_body(answering: Misbehavi
     assert response.json()["token"] == "t0123456789abcdef"
 
 
-@pytest.mark.anyio
-@pytest.mark.parametrize("operation", ["create", "get", "delete"])
-async def test_a_dropped_request_is_sent_exactly_once(operation: str) -> None:
-    """A drop after the request left may mean Ziggeo acted: create is never re-sent, and
-    with max_retries=0 nothing below the policy re-sends a get or delete either."""
-    retries = 2 if operation == "create" else 0
-    with MisbehavingServer("drop") as server:
-        async with aiohttp_client(server.url, max_retries=retries) as client:
-            call = {
-                "create": lambda: client.authtokens.create(session_limit=1),
-                "get": lambda: client.authtokens.get("tok"),
-                "delete": lambda: client.authtokens.delete("tok"),
-            }[operation]
-            with pytest.raises(APIConnectionError) as caught:
-                await call()
-    assert len(server.requests) == 1
-    cause = caught.value.__cause__
-    assert isinstance(cause, httpx2.RemoteProtocolError)
-    assert failure_of(cause) is Failure.MAYBE_SENT
-
-
-@pytest.mark.anyio
-async def test_get_after_a_drop_is_retried_by_the_policy_alone() -> None:
-    with MisbehavingServer("drop") as server:
-        async with aiohttp_client(server.url, max_retries=2) as client:
-            with pytest.raises(APIConnectionError):
-                await client.authtokens.get("tok")
-    assert len(server.requests) == 3  # 1 + 2 retries, none added by aiohttp
-
-
-@pytest.mark.anyio
-async def test_a_silent_server_is_a_read_timeout_and_create_is_not_resent() -> None:
-    with MisbehavingServer("hang") as server:
-        async with aiohttp_client(server.url, timeout=0.3) as client:
-            with pytest.raises(APITimeoutError) as caught:
-                await client.authtokens.create(session_limit=1)
-    assert len(server.requests) == 1
-    assert isinstance(caught.value.__cause__, httpx2.ReadTimeout)
-
-
-@pytest.mark.anyio
-async def test_a_refused_connection_is_a_connect_error_and_create_is_retried() -> None:
-    async with aiohttp_client(refused_url(), max_retries=1) as client:
-        with pytest.raises(APIConnectionError, match="after 2 attempt") as caught:
-            await client.authtokens.create(session_limit=1)
-    cause = caught.value.__cause__
-    assert isinstance(cause, httpx2.ConnectError)
-    assert failure_of(cause) is Failure.NOT_SENT
-
-
 @pytest.mark.parametrize("anyio_backend", ["asyncio", "trio"])
 @pytest.mark.anyio
 async def test_the_default_backend_is_an_httpx2_client_with_the_sdks_defaults(
-    anyio_backend: str, answering: MisbehavingServer
+    anyio_backend: str, answering: ScriptedServer
 ) -> None:
     async with AsyncZiggeo("app", "secret", base_url=answering.url) as client:
         token = await client.authtokens.create(session_limit=1)
@@ -220,7 +123,7 @@ async def test_the_default_backend_is_an_httpx2_client_with_the_sdks_defaults(
 
 @pytest.mark.anyio
 async def test_the_aiohttp_backend_is_a_transport_under_the_owned_httpx2_client(
-    answering: MisbehavingServer,
+    answering: ScriptedServer,
 ) -> None:
     async with aiohttp_client(answering.url) as client:
         await client.authtokens.create(session_limit=1)
@@ -232,7 +135,7 @@ async def test_the_aiohttp_backend_is_a_transport_under_the_owned_httpx2_client(
 @pytest.mark.parametrize("anyio_backend", ["trio"])
 @pytest.mark.anyio
 async def test_aiohttp_backend_under_trio_is_refused_before_sending(
-    anyio_backend: str, answering: MisbehavingServer
+    anyio_backend: str, answering: ScriptedServer
 ) -> None:
     async with AsyncZiggeo("app", "secret", base_url=answering.url, http_backend="aiohttp") as c:
         with pytest.raises(ConfigurationError, match="asyncio only"):
@@ -388,35 +291,6 @@ def test_a_round_through_the_owned_client_leaves_legacy_httpx_unimported(
 # -- the response size cap, on every path -------------------------------------------------
 
 
-class ScriptedHTTPServer(ThreadedServer):
-    """Answers every request with ``answer()`` (pieces of bytes written one by one), then
-    notes whether the client closed the connection: it must, when it refused a response."""
-
-    def __init__(self, answer: Callable[[], Iterator[bytes]]) -> None:
-        super().__init__()
-        self._answer = answer
-        self.closed_by_client = threading.Semaphore(0)
-
-    def handle(self, connection: socket.socket) -> None:
-        connection.settimeout(10)
-        with connection:
-            head = b""
-            while b"\r\n\r\n" not in head:
-                chunk = connection.recv(65536)
-                if not chunk:
-                    return
-                head += chunk
-            try:
-                for piece in self._answer():
-                    connection.sendall(piece)
-                # Anything but the end of the stream (the client closing) is a failure.
-                while connection.recv(65536):
-                    pass
-            except OSError:  # reset or broken pipe: the client closed mid-answer
-                pass
-            self.closed_by_client.release()
-
-
 OVER = MAX_RESPONSE_BYTES + 1
 _BOMB_PIECE = bytes(1024 * 1024)
 
@@ -509,7 +383,7 @@ def client_on(path: str, base_url: str) -> tuple[AsyncZiggeo, Any]:
 async def test_a_response_past_the_cap_fails_typed_and_its_connection_is_closed(
     anyio_backend: str, path: str, answer: Callable[[], Iterator[bytes]]
 ) -> None:
-    with ScriptedHTTPServer(answer) as server:
+    with serving(default=send_then_wait(answer)) as server:
         client, lent = client_on(path, server.url)
         tracemalloc.start()
         try:
@@ -521,10 +395,10 @@ async def test_a_response_past_the_cap_fails_typed_and_its_connection_is_closed(
             await client.aclose()
             if lent is not None:
                 await lent.aclose()
-        # Closed by the client once it refused the answer, not when the client went away.
-        assert server.closed_by_client.acquire(timeout=10)
+        # The client closed the connection (the server holds it until then).
+        assert await server.wait_until_no_connection_is_open() == 0
     # Not retried, even for a get: a server that answers so once will again.
-    assert not server.closed_by_client.acquire(blocking=False)
+    assert (server.accepted, len(server.requests)) == (1, 1)
     # What was read stayed near the cap: the bomb's 64 MiB never existed in memory.
     assert peak < 6 * MAX_RESPONSE_BYTES, f"peak {peak / 2**20:.1f} MiB"
 
@@ -534,7 +408,7 @@ async def test_a_response_past_the_cap_fails_typed_and_its_connection_is_closed(
 async def test_a_compressed_chunked_body_under_the_cap_is_read_whole(
     anyio_backend: str, path: str
 ) -> None:
-    with ScriptedHTTPServer(_at_the_cap_compressed) as server:
+    with serving(default=send_then_wait(_at_the_cap_compressed)) as server:
         client, lent = client_on(path, server.url)
         try:
             token = await client.authtokens.get("t0123456789abcdef")
@@ -590,22 +464,6 @@ def test_the_owned_clients_parsed_urls_are_bounded() -> None:
     assert len(connection._urls) <= 64
 
 
-class TLSAnsweringServer(MisbehavingServer):
-    def __init__(self, cert: str, key: str) -> None:
-        super().__init__("answer")
-        self._tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        self._tls.load_cert_chain(cert, key)
-        self.url = f"https://127.0.0.1:{self.port}"
-
-    def handle(self, connection: socket.socket) -> None:
-        try:
-            wrapped = self._tls.wrap_socket(connection, server_side=True)
-        except (ssl.SSLError, OSError):  # the client refused our certificate
-            return
-        with wrapped:
-            super().handle(wrapped)
-
-
 @pytest.mark.anyio
 @pytest.mark.parametrize("backend", ["httpx2", "aiohttp"])
 async def test_the_owned_client_trusts_ssl_cert_file_as_it_is_when_the_client_is_made(
@@ -614,8 +472,10 @@ async def test_the_owned_client_trusts_ssl_cert_file_as_it_is_when_the_client_is
     # The trust store is loaded once per process for each SSL_CERT_FILE / SSL_CERT_DIR
     # value: a client made after the variable changed must see the new value.
     cert_path, key_path = self_signed_for_loopback(tmp_path)
-    cert, key = str(cert_path), str(key_path)
-    with TLSAnsweringServer(cert, key) as server:
+    cert = str(cert_path)
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    tls.load_cert_chain(cert_path, key_path)
+    with serving(default=CREATED, tls=tls) as server:
         monkeypatch.delenv("SSL_CERT_FILE", raising=False)
         monkeypatch.delenv("SSL_CERT_DIR", raising=False)
         untrusting = AsyncZiggeo("app", "secret", base_url=server.url, http_backend=backend)

@@ -4,7 +4,6 @@ tracing, from_env. Every async test runs on asyncio and trio."""
 from __future__ import annotations
 
 import logging
-import socket
 import subprocess
 import sys
 import time
@@ -14,7 +13,7 @@ from typing import Any
 import httpx2
 import pytest
 
-from tests._support import ThreadedServer
+from tests._servers import hang, serving, trickle
 from ziggeo_async import (
     APITimeoutError,
     AsyncZiggeo,
@@ -117,46 +116,19 @@ def test_sync_with_options_runs_on_the_same_portal_and_closes_with_it() -> None:
 # -- deadlines ----------------------------------------------------------------------------
 
 
-class StallingServer(ThreadedServer):
-    """Reads each request head, then stalls it in one of three ways until closed."""
-
-    def __init__(self, how: str) -> None:
-        super().__init__()
-        self._how = how
-        self.requests = 0
-
-    def handle(self, connection: socket.socket) -> None:
-        with connection:
-            connection.settimeout(0.1)
-            head = b""
-            while b"\r\n\r\n" not in head and not self.stopping.is_set():
-                try:
-                    head += connection.recv(65536)
-                except TimeoutError:  # noqa: PERF203 - a test server polling its stop flag
-                    continue
-            self.requests += 1
-            pieces: Iterator[bytes] = {
-                # Headers, then one byte of body every 0.1 s: never a read timeout.
-                "drip": iter([b"HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n\r\n"]),
-                "1xx flood": iter(()),
-                "silent": iter(()),
-            }[self._how]
-            for piece in pieces:
-                connection.sendall(piece)
-            while not self.stopping.wait(0.1):
-                try:
-                    if self._how == "drip":
-                        connection.sendall(b"{")
-                    elif self._how == "1xx flood":
-                        connection.sendall(b"HTTP/1.1 102 Processing\r\n\r\n")
-                except OSError:  # noqa: PERF203 - the client went away
-                    return
+#: Three ways to stall a request until the client gives up; the first two send
+#: something every 0.1 s, so no single read ever times out.
+STALLS = {
+    "drip": trickle(b"HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n\r\n", b"{", every=0.1),
+    "1xx flood": trickle(b"", b"HTTP/1.1 102 Processing\r\n\r\n", every=0.1),
+    "silent": hang(effect=False),
+}
 
 
 @pytest.mark.parametrize("how", ["drip", "1xx flood", "silent"])
 async def test_a_deadline_ends_the_call_whatever_the_server_does(how: str) -> None:
     deadline = 0.5
-    with StallingServer(how) as server:
+    with serving(default=STALLS[how]) as server:
         # A per-read timeout of 1 s: each stall alone would never trip it (drip, flood).
         async with AsyncZiggeo("app", "key", base_url=server.url, timeout=1.0) as client:
             started = time.monotonic()

@@ -1,29 +1,49 @@
-"""Misbehaving HTTP/1.1 servers on 127.0.0.1, written on raw anyio sockets.
+"""The one scripted HTTP/1.1 server every socket test uses, on 127.0.0.1.
 
-Each server keeps a ``TokenStore`` (the record of requests that took effect) and
-counts the connections it holds open, so a test can prove nothing was created
-twice and nothing was left connected. Every request is answered by the next
-``Action`` of the server's script; when the script runs out, the store answers.
+Every request is answered by the next ``Action`` of the server's script (respond, drop,
+hang, reset, garbage, drip, redirect, ...); when the script runs out, ``default``
+answers (the server's ``TokenStore``, unless told otherwise). The store records the
+requests that took effect and the server counts the connections it holds open, so a
+test can prove nothing was created twice and nothing was left connected.
+
+The servers run on an event loop of their own, on a thread (an anyio blocking
+portal), so one helper serves sync tests and asyncio and trio tests alike. The
+server, not the client, closes every connection it accepted, and everything stops
+when the ``with`` block (``serving`` or a ``ServerGroup``) ends, whatever the test did.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import itertools
 import json
 import socket
+import ssl
 import struct
-from collections.abc import Awaitable, Callable, Iterable, Sequence
-from contextlib import suppress
+import sys
+import threading
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager, suppress
 from typing import Any
 from urllib.parse import parse_qsl
 
 import anyio
 import anyio.abc
+import anyio.from_thread
+import anyio.to_thread
 import attrs
+from anyio.streams.tls import TLSStream
+
+if sys.version_info >= (3, 11):
+    from typing import Self
+else:
+    from typing_extensions import Self
 
 COLLECTION = "/v1/authtokens/"
 _REASONS = {200: "OK", 201: "Created", 302: "Found", 404: "Not Found", 429: "Too Many Requests"}
 _GONE = (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError, OSError)
+#: Long enough for a loaded machine; waiting ends as soon as the condition holds.
+SETTLE_TIMEOUT = 10.0
 
 
 @attrs.frozen
@@ -32,6 +52,7 @@ class Request:
     path: str
     headers: dict[str, str]  # lower-case names
     body: bytes
+    head: bytes = b""  # the request line and headers as they came on the wire
 
 
 class TokenStore:
@@ -87,7 +108,7 @@ def response_bytes(
 class Connection:
     """What an action may do with the connection a request came on."""
 
-    def __init__(self, stream: anyio.abc.SocketStream, store: TokenStore) -> None:
+    def __init__(self, stream: anyio.abc.ByteStream, store: TokenStore) -> None:
         self.stream = stream
         self.store = store
 
@@ -251,7 +272,33 @@ def close_after(action: Action) -> Action:
     return wrapped
 
 
-async def _read_request(stream: anyio.abc.SocketStream, buffer: bytearray) -> Request | None:
+def send_then_wait(pieces: Callable[[], Iterable[bytes]]) -> Action:
+    """Write each of ``pieces()`` in turn, whatever the request, then hold the connection
+    until the client closes it (a client that refused the answer half-way must)."""
+
+    async def action(conn: Connection, request: Request) -> bool:
+        for piece in pieces():
+            await conn.send(piece)
+        await conn.wait_for_client_to_close()
+        return False
+
+    return action
+
+
+def trickle(first: bytes, then: bytes, *, every: float) -> Action:
+    """Send ``first``, then ``then`` every ``every`` seconds, for as long as the client
+    listens: an answer that never ends, though no single read ever waits long."""
+
+    async def action(conn: Connection, request: Request) -> bool:
+        await conn.send(first)
+        while True:
+            await anyio.sleep(every)
+            await conn.send(then)
+
+    return action
+
+
+async def _read_request(stream: anyio.abc.ByteStream, buffer: bytearray) -> Request | None:
     """The next request on the connection, or ``None`` once the client has gone."""
     try:
         while b"\r\n\r\n" not in buffer:
@@ -269,54 +316,85 @@ async def _read_request(stream: anyio.abc.SocketStream, buffer: bytearray) -> Re
     except _GONE:
         return None
     buffer[:] = rest[size:]
-    return Request(method, path, headers, rest[:size])
+    return Request(method, path, headers, rest[:size], head + b"\r\n\r\n")
 
 
 class ScriptedServer:
-    """Answers requests with its script's actions in order, then with ``respond``."""
+    """Answers requests with its script's actions in order, then with ``default``.
 
-    def __init__(self, host: str, script: Iterable[Action] = (), default: Action = respond) -> None:
+    Made by ``ServerGroup.start`` (or ``serving``); its state is written on the server's
+    thread and read by the test: ``requests`` (every request read), ``accepted``
+    (connections) and the count of connections still open.
+    """
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        script: Iterable[Action],
+        default: Action,
+        tls: ssl.SSLContext | None,
+    ) -> None:
         self.host = host
+        self.port = port
         self.default = default
-        self.port = 0
         self.store = TokenStore()
         self.requests: list[Request] = []
         self.accepted = 0
-        self.open_connections = 0
+        self._tls = tls
         self._script = list(script)
-        self._none_open = anyio.Event()
-        self._none_open.set()
+        self._open = 0
+        self._changed = threading.Condition()
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"{'https' if self._tls else 'http'}://{self.host}:{self.port}"
+
+    @property
+    def open_connections(self) -> int:
+        with self._changed:
+            return self._open
+
+    def _count_open(self, change: int) -> None:
+        with self._changed:
+            self._open += change
+            self._changed.notify_all()
 
     async def serve(self, stream: anyio.abc.SocketStream) -> None:
         self.accepted += 1
-        self.open_connections += 1
-        if self._none_open.is_set():
-            self._none_open = anyio.Event()
-        buffer = bytearray()
+        self._count_open(+1)
+        connection: anyio.abc.ByteStream = stream
         try:
-            while (request := await _read_request(stream, buffer)) is not None:
+            if self._tls is not None:
+                connection = await TLSStream.wrap(
+                    stream, server_side=True, ssl_context=self._tls, standard_compatible=False
+                )
+            buffer = bytearray()
+            while (request := await _read_request(connection, buffer)) is not None:
                 self.requests.append(request)
                 action = self._script.pop(0) if self._script else self.default
-                if not await action(Connection(stream, self.store), request):
+                if not await action(Connection(connection, self.store), request):
                     break
-        except _GONE:
+        except (*_GONE, ssl.SSLError):  # the client went away, or refused our certificate
             pass
         finally:
-            self.open_connections -= 1
-            if not self.open_connections:
-                self._none_open.set()
-            with suppress(*_GONE):
+            # Shielded, so a server stopping mid-answer still closes the socket itself.
+            with anyio.CancelScope(shield=True), suppress(*_GONE):
                 await stream.aclose()
+            self._count_open(-1)
 
-    async def wait_until_no_connection_is_open(self, timeout: float = 2.0) -> int:
-        """0 once every connection has closed; the count still open if ``timeout`` passes."""
-        with anyio.move_on_after(timeout):
-            await self._none_open.wait()
-        return self.open_connections
+    def wait_until_closed(self, timeout: float = SETTLE_TIMEOUT) -> int:
+        """0 once every connection has closed; the count still open if ``timeout`` passes.
+
+        Blocks: from async code use ``wait_until_no_connection_is_open``, which leaves
+        the test's event loop free to finish closing the client's side.
+        """
+        with self._changed:
+            self._changed.wait_for(lambda: self._open == 0, timeout)
+            return self._open
+
+    async def wait_until_no_connection_is_open(self, timeout: float = SETTLE_TIMEOUT) -> int:
+        return await anyio.to_thread.run_sync(self.wait_until_closed, timeout)
 
 
 async def _serve_until_cancelled(
@@ -326,21 +404,59 @@ async def _serve_until_cancelled(
         await listener.serve(server.serve)
 
 
+async def _host_servers(*, task_status: anyio.abc.TaskStatus[anyio.abc.TaskGroup]) -> None:
+    async with anyio.create_task_group() as task_group:
+        task_status.started(task_group)
+        await anyio.sleep_forever()
+
+
 class ServerGroup:
-    """Starts servers on loopback in one task group; everything stops when the group closes."""
+    """Scripted servers (and ports that refuse or never accept) for one test, on a thread.
 
-    def __init__(self, task_group: anyio.abc.TaskGroup) -> None:
-        self._task_group = task_group
+    ``with ServerGroup() as servers:`` then ``servers.start(...)`` as often as needed;
+    when the block ends every server stops and every connection and socket is closed.
+    """
+
+    def __init__(self) -> None:
         self._sockets: list[socket.socket] = []
+        self._portal_manager = anyio.from_thread.start_blocking_portal("asyncio")
 
-    async def start(
-        self, script: Iterable[Action] = (), *, host: str = "127.0.0.1", default: Action = respond
+    def __enter__(self) -> Self:
+        self._portal = self._portal_manager.__enter__()
+        self._hosting, self._task_group = self._portal.start_task(_host_servers)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        try:
+            # The task group ends once every server has closed its listener and its
+            # connections (shielded closes), so nothing outlives the block.
+            self._portal.call(self._task_group.cancel_scope.cancel)
+            with suppress(concurrent.futures.CancelledError):
+                self._hosting.result(SETTLE_TIMEOUT)
+        finally:
+            for sock in self._sockets:
+                sock.close()
+            self._portal_manager.__exit__(None, None, None)
+
+    def start(
+        self,
+        script: Iterable[Action] = (),
+        *,
+        host: str = "127.0.0.1",
+        default: Action = respond,
+        tls: ssl.SSLContext | None = None,
     ) -> ScriptedServer:
-        server = ScriptedServer(host, script, default)
-        listener = await anyio.create_tcp_listener(local_host=host, local_port=0)
-        server.port = listener.extra(anyio.abc.SocketAttribute.local_port)
-        self._task_group.start_soon(_serve_until_cancelled, listener, server)
-        return server
+        """A server on ``host`` (a loopback address) answering ``script``, then ``default``;
+        with ``tls``, over TLS (``url`` then starts with https)."""
+
+        async def listen() -> ScriptedServer:
+            listener = await anyio.create_tcp_listener(local_host=host, local_port=0)
+            port = listener.extra(anyio.abc.SocketAttribute.local_port)
+            server = ScriptedServer(host, port, script, default, tls)
+            self._task_group.start_soon(_serve_until_cancelled, listener, server)
+            return server
+
+        return self._portal.call(listen)
 
     def refusing_port(self) -> int:
         """A port bound but not listening: connecting to it is refused at once."""
@@ -364,6 +480,14 @@ class ServerGroup:
             self._sockets.append(filler)
         return port
 
-    def close_sockets(self) -> None:
-        for sock in self._sockets:
-            sock.close()
+
+@contextmanager
+def serving(
+    script: Iterable[Action] = (),
+    *,
+    default: Action = respond,
+    tls: ssl.SSLContext | None = None,
+) -> Iterator[ScriptedServer]:
+    """One scripted server on 127.0.0.1 for the ``with`` block (see ``ServerGroup.start``)."""
+    with ServerGroup() as servers:
+        yield servers.start(script, default=default, tls=tls)
