@@ -56,7 +56,14 @@ from ziggeo_async import (
 
 pytestmark = pytest.mark.anyio
 
-TIMEOUT = httpx2.Timeout(2.0, connect=0.1, read=0.1, pool=0.1)
+#: Every phase has room to spare on a loaded machine, so no answer is late by luck; the
+#: one a scenario exhausts on purpose (a hang, a full backlog) is short, see below.
+TIMEOUT = httpx2.Timeout(10.0)
+#: A server that hangs is waited for this long. The answers that follow a hang get the
+#: same read timeout, so it stays well above how late a loaded machine may schedule one.
+HANG_TIMEOUT = httpx2.Timeout(10.0, read=0.5)
+#: A connect into a full backlog never completes, so any connect timeout fires.
+BACKLOG_TIMEOUT = httpx2.Timeout(10.0, connect=0.1)
 HTML = b"<html><body><h1>502 Bad Gateway</h1><hr>nginx</body></html>"
 B1, B2 = backoff(1), backoff(2)
 
@@ -81,6 +88,7 @@ class TcpScenario:
     #: The transport error the SDK's error chains, by name, in the path's httpx family
     #: (aiohttp's failures are mapped onto httpx2's).
     cause: str | None = None
+    timeout: httpx2.Timeout = TIMEOUT
 
 
 SCENARIOS = [
@@ -99,6 +107,7 @@ SCENARIOS = [
         Expected(APITimeoutError, attempts=3, delays=(B1, B2)),
         target="full backlog",
         cause="ConnectTimeout",
+        timeout=BACKLOG_TIMEOUT,
     ),
     TcpScenario(
         "read timeout before effect: create not retried",
@@ -106,6 +115,7 @@ SCENARIOS = [
         lambda other: [hang(effect=False)],
         Expected(APITimeoutError, attempts=1, created=0),
         cause="ReadTimeout",
+        timeout=HANG_TIMEOUT,
     ),
     TcpScenario(
         "read timeout after effect: create not retried, one token",
@@ -113,24 +123,28 @@ SCENARIOS = [
         lambda other: [hang(effect=True)],
         Expected(APITimeoutError, attempts=1, created=1),
         cause="ReadTimeout",
+        timeout=HANG_TIMEOUT,
     ),
     TcpScenario(
         "read timeout then answer: get retried",
         "get",
         lambda other: [hang(effect=False)],
         Expected(None, attempts=2, delays=(B1,)),
+        timeout=HANG_TIMEOUT,
     ),
     TcpScenario(
         "read timeout after effect: update retried, applied once",
         "update",
         lambda other: [hang(effect=True)],
         Expected(None, attempts=2, delays=(B1,)),
+        timeout=HANG_TIMEOUT,
     ),
     TcpScenario(
         "read timeout after effect: delete retried, 404 means done",
         "delete",
         lambda other: [hang(effect=True)],
         Expected(None, attempts=2, delays=(B1,)),
+        timeout=HANG_TIMEOUT,
     ),
     TcpScenario(
         "reset mid-body after effect: create not retried, one token",
@@ -273,6 +287,7 @@ SCENARIOS = [
         "create",
         lambda other: [drip(gap=0.005, stall_after=2)],
         Expected(APITimeoutError, attempts=1, created=1),
+        timeout=HANG_TIMEOUT,
     ),
     TcpScenario(
         "not HTTP at all: get retried, then fails",
@@ -314,12 +329,14 @@ async def test_tcp_fault(
     }[scenario.target]
     lent = (
         (httpx2 if path == LENT_HTTPX2 else httpx).AsyncClient(
-            follow_redirects=True, timeout=TIMEOUT
+            follow_redirects=True, timeout=scenario.timeout
         )
         if scenario.lent_client_follows_redirects
         else None
     )
-    client, policy = make_client(canary, base_url, timeout=TIMEOUT, http_client=lent, path=path)
+    client, policy = make_client(
+        canary, base_url, timeout=scenario.timeout, http_client=lent, path=path
+    )
     http_client = client._connection()
     try:
         outcome = await outcome_of(canary, CALLS[scenario.operation](client))
