@@ -61,7 +61,7 @@ pytestmark = pytest.mark.anyio
 TIMEOUT = httpx2.Timeout(10.0)
 #: A server that hangs is waited for this long. The answers that follow a hang get the
 #: same read timeout, so it stays well above how late a loaded machine may schedule one.
-HANG_TIMEOUT = httpx2.Timeout(10.0, read=0.5)
+HANG_TIMEOUT = httpx2.Timeout(10.0, read=0.3)
 #: A connect into a full backlog never completes, so any connect timeout fires.
 BACKLOG_TIMEOUT = httpx2.Timeout(10.0, connect=0.1)
 HTML = b"<html><body><h1>502 Bad Gateway</h1><hr>nginx</body></html>"
