@@ -336,7 +336,8 @@ INTERRUPTED_CALL = textwrap.dedent(
         started.wait(30)
         signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
 
-    threading.Thread(target=press_ctrl_c, daemon=True).start()
+    presser = threading.Thread(target=press_ctrl_c, daemon=True)
+    presser.start()
     outcome = {}
     try:
         client.authtokens.get("slow")
@@ -345,6 +346,7 @@ INTERRUPTED_CALL = textwrap.dedent(
     outcome["cancelled_on_loop"] = cancelled.wait(30)
     outcome["next_call"] = client.authtokens.get("fast").token
     client.close()
+    presser.join(30)  # the test's own thread: only the SDK's may not be left
     outcome["threads_left"] = [t.name for t in threading.enumerate()]
     print(json.dumps(outcome))
     """
