@@ -316,6 +316,9 @@ INTERRUPTED_CALL = textwrap.dedent(
     import anyio, httpx
     from ziggeo_async import SyncZiggeo
 
+    # A child started where SIGINT is ignored (a background job, nohup) inherits that,
+    # and Python then installs no KeyboardInterrupt handler: put it back, as a terminal has it.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     started, cancelled = threading.Event(), threading.Event()
 
     async def handle(request):
