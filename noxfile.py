@@ -44,9 +44,8 @@ COVERAGE_PYTHON = next(
     (version for version in ("3.11", *PYTHONS) if shutil.which(f"python{version}")), "3.11"
 )
 # pytest-xdist: two workers per CPU. The suite waits on subprocesses, sockets and the
-# fault scenarios' short timeouts for much of its run: with one worker per CPU, 2 CPUs
-# were busy about 60 % of it (CPU time over wall time), and the 3.11 suite took 72 s
-# against 54 s with two workers per CPU.
+# fault scenarios' short timeouts for much of its run, so one worker per CPU left the
+# CPUs idle for a good part of it (figures in CHANGELOG.md).
 PARALLEL = ("-n", str(2 * (os.cpu_count() or 1)))
 
 

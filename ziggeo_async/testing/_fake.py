@@ -399,12 +399,13 @@ class FakeZiggeo:
             return self.handle(method, target, headers, body)
         if self._latency:
             await anyio.sleep(self._latency)
-        # The event loop's clock, which is time.monotonic() unless a test runs on a mock
-        # clock (trio's MockClock): then the fake's rate limit keeps the test's time too.
-        now = anyio.current_time()
+        # The bucket keeps the event loop's clock, which is time.monotonic() unless a test
+        # runs on a mock clock (trio's MockClock): then the rate limit keeps its time too.
         with self._lock:
             fault = self._faults.popleft() if self._faults else None
-            wait = None if self._bucket is None or fault else self._bucket.take(now)
+            wait = (
+                None if self._bucket is None or fault else self._bucket.take(anyio.current_time())
+            )
         if wait is not None:
             self._record(method, path, body, took_effect=False, status=429)
             return _text(429, "rate limited by FakeZiggeo", ("retry-after", f"{wait:.3f}"))
