@@ -10,6 +10,12 @@ from tests._support import serve_on_uvicorn
 from ziggeo_async.testing import FakeZiggeo
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Volume tests first: each takes seconds, and one that a worker starts last keeps the
+    whole run waiting for it while the other workers are idle."""
+    items.sort(key=lambda item: item.get_closest_marker("volume") is None)
+
+
 @pytest.fixture(params=["asyncio", "trio"])
 def anyio_backend(request: pytest.FixtureRequest) -> str:
     """Every `@pytest.mark.anyio` test runs once on asyncio and once on trio."""

@@ -79,6 +79,7 @@ def test_legacy_sync_runs_both_sync_faces() -> None:
     assert "Warning" not in result.stderr  # no unclosed client, no leaked thread
 
 
+@pytest.mark.volume
 def test_batch_job_issues_ten_thousand_tokens(tmp_path: Path) -> None:
     out = tmp_path / "tokens.jsonl"
     result = run_example("examples/batch_job.py", "--out", str(out))  # the default count

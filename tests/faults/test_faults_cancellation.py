@@ -87,6 +87,7 @@ async def _assert_still_usable_then_close(client: AsyncZiggeo, server: ScriptedS
     assert left_open == 0
 
 
+@pytest.mark.volume
 @ON_EVERY_PATH
 async def test_a_thousand_random_cancellations_leave_the_one_connection_usable(
     servers: ServerGroup, canary: Canary, anyio_backend: str, path: str

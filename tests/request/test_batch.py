@@ -11,6 +11,7 @@ from urllib.parse import parse_qsl
 import anyio
 import anyio.lowlevel
 import httpx
+import httpx2
 import pytest
 
 from ziggeo_async import (
@@ -90,10 +91,11 @@ def session_limits(results: list[BatchResult[AuthToken]]) -> list[int]:
     return sorted(r.value.session_limit for r in results if r.value and r.value.session_limit)
 
 
+@pytest.mark.volume
 @pytest.mark.anyio
 async def test_ten_thousand_creates_each_accounted_for_exactly_once() -> None:
     fake = FakeZiggeo()
-    http_client = httpx.AsyncClient(transport=fake.transport())
+    http_client = httpx2.AsyncClient(transport=fake.transport())
     items = ({"session_limit": number} for number in range(1, 10_001))
     async with AsyncZiggeo(fake.app_token, fake.private_key, http_client=http_client) as client:
         results = [r async for r in client.authtokens.create_many(items, concurrency=64)]
@@ -311,6 +313,7 @@ def test_bad_batch_options_are_refused_when_the_batch_is_made(
     assert caught.value.argument == argument
 
 
+@pytest.mark.volume
 @pytest.mark.parametrize("anyio_backend", ["asyncio"])
 @pytest.mark.anyio
 async def test_peak_memory_does_not_grow_with_the_item_count() -> None:
