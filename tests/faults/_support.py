@@ -16,7 +16,7 @@ import httpx
 import httpx2
 
 from ziggeo_async import AsyncZiggeo, RetryPolicy
-from ziggeo_async._http import HTTPConnection
+from ziggeo_async._http import HTTPConnection, trust_context
 from ziggeo_async._http._aiohttp import AiohttpTransport
 from ziggeo_async._request.retry import Decision, Operation, Verdict
 
@@ -185,7 +185,11 @@ def run_label(anyio_backend: str, path: str = OWNED) -> str:
 
 def http_client_for(path: str, *, timeout: Any = 1.0, limits: httpx2.Limits | None = None) -> Any:
     """The httpx-family client behind ``path``; for the owned paths, the one the SDK would
-    make, with ``limits`` (the SDK has no public knob for its pool's size)."""
+    make, with ``limits`` (the SDK has no public knob for its pool's size).
+
+    Every one trusts the SDK's shared SSL context, as the SDK's own clients do: a context
+    of its own would load the trust store again, about 30 ms of CPU per client.
+    """
     limits = limits or httpx2.Limits(max_connections=8, max_keepalive_connections=8)
     if path == LENT_LEGACY:
         legacy_limits = httpx.Limits(
@@ -194,13 +198,18 @@ def http_client_for(path: str, *, timeout: Any = 1.0, limits: httpx2.Limits | No
         )
         legacy_timeout = timeout if isinstance(timeout, (int, float)) else timeout.as_dict()
         return httpx.AsyncClient(
+            verify=trust_context(),
             limits=legacy_limits,
             timeout=httpx.Timeout(**legacy_timeout)
             if isinstance(legacy_timeout, dict)
             else legacy_timeout,
         )
-    transport = AiohttpTransport(limits=limits) if path == OWNED_AIOHTTP else None
-    return httpx2.AsyncClient(limits=limits, timeout=timeout, transport=transport)
+    transport = (
+        AiohttpTransport(limits=limits, verify=trust_context()) if path == OWNED_AIOHTTP else None
+    )
+    return httpx2.AsyncClient(
+        verify=trust_context(), limits=limits, timeout=timeout, transport=transport
+    )
 
 
 def make_client(

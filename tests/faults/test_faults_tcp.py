@@ -53,6 +53,7 @@ from ziggeo_async import (
     InternalServerError,
     RateLimitError,
 )
+from ziggeo_async._http import trust_context
 
 pytestmark = pytest.mark.anyio
 
@@ -329,7 +330,7 @@ async def test_tcp_fault(
     }[scenario.target]
     lent = (
         (httpx2 if path == LENT_HTTPX2 else httpx).AsyncClient(
-            follow_redirects=True, timeout=scenario.timeout
+            verify=trust_context(), follow_redirects=True, timeout=scenario.timeout
         )
         if scenario.lent_client_follows_redirects
         else None
