@@ -68,15 +68,10 @@ def tests(session: nox.Session) -> None:
     if session.python != COVERAGE_PYTHON:
         session.run("pytest", *PARALLEL, *session.posargs)
         return
-    # The volume tests run the same lines as the small ones, thousands of times over,
-    # which the tracer makes three to four times slower: they run after the traced pass,
-    # untraced, so this interpreter still runs every test.
     session.run("coverage", "erase")
-    session.run("coverage", "run", "-m", "pytest", *PARALLEL, "-m", "not volume", *session.posargs)
+    session.run("coverage", "run", "-m", "pytest", *PARALLEL, *session.posargs)
     session.run("coverage", "combine", "--quiet")
     session.run("coverage", "report", f"--fail-under={COVERAGE_FLOOR}")
-    # Exit code 5 is "no tests collected": arguments that select no volume test.
-    session.run("pytest", *PARALLEL, "-m", "volume", *session.posargs, success_codes=[0, 5])
 
 
 @nox.session(python="3.11")

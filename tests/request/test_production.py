@@ -16,6 +16,7 @@ from trio.testing import MockClock
 
 from tests._servers import hang, serving, trickle
 from ziggeo_async import (
+    APIConnectionError,
     APITimeoutError,
     AsyncZiggeo,
     ClientClosedError,
@@ -318,6 +319,24 @@ async def test_one_client_span_per_call_with_its_attempts_and_retries(exporter: 
     texts = repr([(s.attributes, [e.attributes for e in s.events]) for s in (created, missing)])
     for secret in (token.token, "no-such-token-0000", fake.private_key):
         assert secret not in texts
+
+
+async def test_a_call_that_got_no_answer_has_an_error_span_without_a_status_code(
+    exporter: Any,
+) -> None:
+    from opentelemetry.trace import StatusCode
+
+    exporter.clear()
+    fake = FakeZiggeo()
+    client = fake_client(fake, retry=NO_WAIT)
+    fake.drop_next(3, when="after")  # a create is not retried once it may have been made
+    with pytest.raises(APIConnectionError):
+        await client.authtokens.create(session_limit=1)
+    (span,) = exporter.get_finished_spans()
+    assert span.attributes["error.type"] == "APIConnectionError"
+    assert span.attributes["ziggeo.attempts"] == 1
+    assert "http.response.status_code" not in span.attributes
+    assert span.status.status_code is StatusCode.ERROR
 
 
 async def test_batch_items_are_children_of_the_span_current_where_the_batch_began(
