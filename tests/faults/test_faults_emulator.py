@@ -11,6 +11,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import anyio
 import attrs
 import httpx
 import pytest
@@ -257,6 +258,39 @@ async def test_emulator_wrong_private_key_is_refused_once(
     LEDGER.scenarios.add("emulator: wrong private key, 401 not retried")
 
 
+class FirstRequestsOneByOne(httpx.AsyncBaseTransport):
+    """Holds the first ``count`` requests until all have come, serves them one at a time,
+    and holds every later request (a retry) until those are served.
+
+    So the first ``count`` requests take the first ``count`` planned faults, one each,
+    whatever order the event loop runs the workers in (trio varies it on purpose).
+    """
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, count: int) -> None:
+        self._inner = inner
+        self._count = count
+        self._arrived = self._served = 0
+        self._all_arrived = anyio.Event()
+        self._all_served = anyio.Event()
+        self._one_at_a_time = anyio.Lock()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self._arrived += 1
+        if self._arrived > self._count:
+            await self._all_served.wait()
+            return await self._inner.handle_async_request(request)
+        if self._arrived == self._count:
+            self._all_arrived.set()
+        await self._all_arrived.wait()
+        async with self._one_at_a_time:
+            try:
+                return await self._inner.handle_async_request(request)
+            finally:
+                self._served += 1
+                if self._served == self._count:
+                    self._all_served.set()
+
+
 async def test_emulator_create_many_under_faults_accounts_for_every_item(
     canary: Canary, anyio_backend: str
 ) -> None:
@@ -264,7 +298,7 @@ async def test_emulator_create_many_under_faults_accounts_for_every_item(
     every item is a token made exactly once, or an error; only the drops after effect
     and no other error leave a token the caller was not given."""
     fake = FakeZiggeo(APP_TOKEN, PRIVATE_KEY, ENCRYPTION_KEY)
-    lent = httpx.AsyncClient(transport=fake.transport())
+    lent = httpx.AsyncClient(transport=FirstRequestsOneByOne(fake.transport(), count=8))
     client, _policy = make_client(canary, "https://fake.ziggeo.test", http_client=lent)
     items = [{"session_limit": index} for index in range(200)]
     fake.drop_next(3, when="before")
@@ -285,7 +319,8 @@ async def test_emulator_create_many_under_faults_accounts_for_every_item(
     LEDGER.lost += len(given - set(fake.tokens))
     assert given <= set(fake.tokens)
     failed = [result for result in outcomes if not result.ok]
-    # The first eight requests take the eight faults; retries come later and find none.
+    # The first eight requests take the eight faults (FirstRequestsOneByOne); retries come
+    # later and find none.
     # Two drops after effect: two tokens made but not handed back; one 500: one failure.
     assert len(failed) == 3
     assert {type(result.error) for result in failed} == {APIConnectionError, InternalServerError}
