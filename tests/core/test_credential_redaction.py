@@ -12,7 +12,7 @@ from urllib.parse import quote, quote_plus, unquote, unquote_plus
 
 import httpx
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from tests.hostile._profiles import HOSTILE
@@ -124,15 +124,22 @@ def _encodable(char: str, charset: str) -> bool:
 
 
 def _read_back_as_utf8(text: str, charset: str) -> str:
-    """``text`` written in ``charset`` and read as UTF-8. A character the charset lacks
-    becomes the sentinel, not the ``?`` of ``errors="replace"``, which a key may hold."""
+    """``text`` written in ``charset`` and read as UTF-8. A character the charset lacks,
+    and a byte that is not UTF-8, become the sentinel: not the ``?`` or U+FFFD that
+    ``errors="replace"`` writes, which a key may hold."""
     pieces = [""]
     for char in text:
         if _encodable(char, charset):
             pieces[-1] += char
         else:
             pieces.append("")
-    return SENTINEL.join(piece.encode(charset).decode("utf-8", "replace") for piece in pieces)
+    return SENTINEL.join(
+        piece.encode(charset).decode("utf-8", "surrogateescape") for piece in pieces
+    ).translate(_ESCAPED_BYTES_TO_SENTINEL)
+
+
+# What "surrogateescape" made of each byte that is not UTF-8 (U+DC80 to U+DCFF).
+_ESCAPED_BYTES_TO_SENTINEL = dict.fromkeys(range(0xDC80, 0xDD00), SENTINEL)
 
 
 def _assert_nothing_left(output: str, app_token: str, key: str) -> None:
@@ -192,6 +199,9 @@ BODY_TEXT = st.text(st.characters(codec="utf-8", exclude_characters=SENTINEL), m
 
 
 @HOSTILE
+# A key of U+FFFD, and a byte after it that is not UTF-8: reading the output back must not
+# make the key out of that byte.
+@example(app_token="0", key="\ufffd", form="header as sent", before="", after="\x80")
 @given(
     app_token=IDENTIFIER_TEXT,
     key=st.text(st.characters(codec="utf-8", exclude_characters=SENTINEL), min_size=1, max_size=24)
