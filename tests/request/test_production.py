@@ -260,10 +260,15 @@ def test_ziggeo_log_sets_up_a_stderr_handler(subprocess_env: dict[str, str]) -> 
 otel_sdk = pytest.importorskip("opentelemetry.sdk.trace")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def _process_tracer() -> Any:
     """A tracer provider for the whole process (OpenTelemetry allows setting it once),
-    whose spans are kept only while a test asks for them."""
+    whose spans are kept only while a test asks for them.
+
+    Session-scoped: a module-scoped one was made again when a worker came back to this
+    module after another (xdist hands out tests in any order), and OpenTelemetry kept
+    the first provider, so the second exporter saw no span.
+    """
     from opentelemetry import trace
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
