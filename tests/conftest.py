@@ -25,9 +25,9 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
     it three to four times slower; the coverage report is the same without it (a child
     process it starts is still measured).
     """
-    coverage = sys.modules.get("coverage")
+    coverage = sys.modules.get("coverage") if item.get_closest_marker("volume") else None
     tracer = coverage.Coverage.current() if coverage is not None else None
-    if tracer is None or item.get_closest_marker("volume") is None:
+    if tracer is None:
         return (yield)
     tracer.stop()
     try:

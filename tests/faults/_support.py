@@ -191,6 +191,7 @@ def http_client_for(path: str, *, timeout: Any = 1.0, limits: httpx2.Limits | No
     of its own would load the trust store again, about 30 ms of CPU per client.
     """
     limits = limits or httpx2.Limits(max_connections=8, max_keepalive_connections=8)
+    trust = trust_context()
     if path == LENT_LEGACY:
         legacy_limits = httpx.Limits(
             max_connections=limits.max_connections,
@@ -198,18 +199,14 @@ def http_client_for(path: str, *, timeout: Any = 1.0, limits: httpx2.Limits | No
         )
         legacy_timeout = timeout if isinstance(timeout, (int, float)) else timeout.as_dict()
         return httpx.AsyncClient(
-            verify=trust_context(),
+            verify=trust,
             limits=legacy_limits,
             timeout=httpx.Timeout(**legacy_timeout)
             if isinstance(legacy_timeout, dict)
             else legacy_timeout,
         )
-    transport = (
-        AiohttpTransport(limits=limits, verify=trust_context()) if path == OWNED_AIOHTTP else None
-    )
-    return httpx2.AsyncClient(
-        verify=trust_context(), limits=limits, timeout=timeout, transport=transport
-    )
+    transport = AiohttpTransport(limits=limits, verify=trust) if path == OWNED_AIOHTTP else None
+    return httpx2.AsyncClient(verify=trust, limits=limits, timeout=timeout, transport=transport)
 
 
 def make_client(

@@ -350,6 +350,8 @@ class FakeZiggeo:
 
         A token bucket of ``burst`` requests, refilled at ``per_second``; a request that
         finds it empty is refused untouched, told how long until a request would pass.
+        The bucket keeps the event loop's clock, so under trio's ``MockClock`` it refills
+        in the test's virtual time.
         """
         valid = not isinstance(per_second, bool) and isinstance(per_second, (int, float))
         if not valid or not 0 < per_second < math.inf:
