@@ -51,21 +51,25 @@ class Pacer:
 
     async def take_turn(self) -> None:
         """Wait for this request's slot: after any pause, one interval after the last."""
+        if self.rate is None:
+            # No ceiling and no throttle yet, so no pause either: nothing to wait for, and
+            # the clock (anyio's costs a library lookup) is read once, for the first turn.
+            if self._first_turn is None:
+                self._first_turn = anyio.current_time()
+            return
         now = anyio.current_time()
         if self._first_turn is None:
             self._first_turn = now
-        slot = max(now, self._paused_until)
-        if self.rate is not None:
-            slot = max(slot, self._next_turn)
-            self._next_turn = slot + 1.0 / self.rate
+        slot = max(now, self._paused_until, self._next_turn)
+        self._next_turn = slot + 1.0 / self.rate
         if slot > now:
             await anyio.sleep(slot - now)
 
     def succeeded(self) -> None:
-        now = anyio.current_time()
         self._successes += 1
         if self.rate is None:
             return
+        now = anyio.current_time()
         if self._last_growth is not None:
             step = max(_MIN_GROWTH, self.rate * _GROWTH_PER_SECOND) * (now - self._last_growth)
             self.rate += step

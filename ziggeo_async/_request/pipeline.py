@@ -44,6 +44,7 @@ logger: Final = logging.getLogger("ziggeo_async")
 
 Parsed = TypeVar("Parsed")
 _FORM_CONTENT_TYPE: Final = "application/x-www-form-urlencoded"
+_SUCCESS: Final = range(200, 300)
 _TOO_MANY_REQUESTS: Final = 429
 _UNAVAILABLE: Final = 503
 # How much of an HTTP-stack error message a connection error quotes.
@@ -211,14 +212,16 @@ class RequestPipeline:
                 problem: APIError = self._connection_error(error, timed_out, attempt, call)
                 call.status_code = None
             else:
-                outcome = call.status_code = response.status_code
+                outcome = call.status_code = status = response.status_code
+                # A success is judged on its status alone: its headers are not looked up.
+                retry_after = None if status in _SUCCESS else response.headers.get("retry-after")
                 if pacer is not None:
-                    _report_to(pacer, response)
+                    _report_to(pacer, status, retry_after)
                 decision = self._policy.decide(
                     operation,
                     attempt=attempt,
-                    status_code=response.status_code,
-                    retry_after=response.headers.get("retry-after"),
+                    status_code=status,
+                    retry_after=retry_after,
                     earlier_may_have_acted=call.may_have_acted,
                 )
                 if decision.verdict is Verdict.SUCCEED:
@@ -362,12 +365,10 @@ class _Call:
     may_have_acted: bool = False
 
 
-def _report_to(pacer: Pacer, response: httpx2.Response) -> None:
-    status = response.status_code
-    retry_after = response.headers.get("retry-after")
+def _report_to(pacer: Pacer, status: int, retry_after: str | None) -> None:
     if status == _TOO_MANY_REQUESTS or (status == _UNAVAILABLE and retry_after is not None):
         pacer.throttled(parse_retry_after(retry_after))
-    elif 200 <= status < 300:  # noqa: PLR2004 - the success family
+    elif status in _SUCCESS:
         pacer.succeeded()
 
 
