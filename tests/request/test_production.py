@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import anyio
 import httpx2
 import pytest
 from trio.testing import MockClock
@@ -27,6 +28,7 @@ from ziggeo_async import (
     SyncZiggeo,
     ValidationError,
 )
+from ziggeo_async._request.pacer import Pacer
 from ziggeo_async.testing import FakeZiggeo
 
 pytestmark = pytest.mark.anyio
@@ -454,6 +456,24 @@ class TestPacingOnAMockClock:
         # may be refused. Unpaced, most of the rest would be too (bench_pacing: 90 %).
         first_wave = concurrency - 10
         assert throttled - first_wave <= 0.05 * len(fake.requests), throttled
+
+    async def test_the_first_cut_is_nine_tenths_of_the_rate_achieved_since_the_first_turn(
+        self,
+    ) -> None:
+        """Unthrottled turns read no clock, but the first one's time is kept: the first
+        throttle measures what got through from then (without it, the pace would halve
+        from nothing, to 1 request a second). The first turn comes after t=0, as on a
+        real clock: the pacer reads a first turn at exactly 0 as none."""
+        pacer = Pacer()
+        await anyio.sleep(1.0)
+        await pacer.take_turn()
+        await anyio.sleep(1.0)
+        for _ in range(100):
+            await pacer.take_turn()
+            pacer.succeeded()
+        await anyio.sleep(1.0)
+        pacer.throttled(retry_after=None)
+        assert pacer.rate == pytest.approx(0.9 * 100 / 2.0)  # 100 successes in 2 s, cut to 90 %
 
 
 async def test_max_per_second_is_the_ceiling_of_the_pace() -> None:

@@ -33,7 +33,7 @@ from .._core.redaction import credential_texts, redact_body
 from .._http import ResponseTooLarge, classify_failure
 from .observe import RetryEvent, SpanRecorder, announce_retry, start_span
 from .pacer import CURRENT_PACER, Pacer
-from .retry import Operation, RetryPolicy, Verdict, parse_retry_after
+from .retry import SUCCESS_STATUSES, Operation, RetryPolicy, Verdict, parse_retry_after
 
 if TYPE_CHECKING:
     from .._http import HTTPConnection
@@ -44,7 +44,6 @@ logger: Final = logging.getLogger("ziggeo_async")
 
 Parsed = TypeVar("Parsed")
 _FORM_CONTENT_TYPE: Final = "application/x-www-form-urlencoded"
-_SUCCESS: Final = range(200, 300)
 _TOO_MANY_REQUESTS: Final = 429
 _UNAVAILABLE: Final = 503
 # How much of an HTTP-stack error message a connection error quotes.
@@ -214,7 +213,9 @@ class RequestPipeline:
             else:
                 outcome = call.status_code = status = response.status_code
                 # A success is judged on its status alone: its headers are not looked up.
-                retry_after = None if status in _SUCCESS else response.headers.get("retry-after")
+                retry_after = (
+                    None if status in SUCCESS_STATUSES else response.headers.get("retry-after")
+                )
                 if pacer is not None:
                     _report_to(pacer, status, retry_after)
                 decision = self._policy.decide(
@@ -368,7 +369,7 @@ class _Call:
 def _report_to(pacer: Pacer, status: int, retry_after: str | None) -> None:
     if status == _TOO_MANY_REQUESTS or (status == _UNAVAILABLE and retry_after is not None):
         pacer.throttled(parse_retry_after(retry_after))
-    elif status in _SUCCESS:
+    elif status in SUCCESS_STATUSES:
         pacer.succeeded()
 
 

@@ -53,6 +53,7 @@ from .._core.errors import ConfigurationError, Failure
 
 __all__ = [
     "MAX_RETRIES",
+    "SUCCESS_STATUSES",
     "Decision",
     "Operation",
     "RetryPolicy",
@@ -63,6 +64,8 @@ __all__ = [
 ]
 
 _system_random = secrets.SystemRandom()
+#: The statuses that end a call in success, judged on the status alone.
+SUCCESS_STATUSES: Final = range(200, 300)
 
 
 class Operation(enum.Enum):
@@ -204,7 +207,7 @@ class RetryPolicy:
         acted = may_have_been_acted_on(status_code=status_code, failure=failure)
         may_have_acted = earlier_may_have_acted or acted
         if status_code is not None:
-            if 200 <= status_code < 300:  # noqa: PLR2004
+            if status_code in SUCCESS_STATUSES:
                 return Decision(Verdict.SUCCEED, may_have_acted=True)
             if (
                 operation is Operation.DELETE
