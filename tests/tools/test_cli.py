@@ -179,6 +179,12 @@ def test_half_the_credentials_is_bad_usage(
         (["fake", "serve", "--port", "70000"], "--port"),
         (["fake", "serve", "--latency", "-1"], "--latency"),
         (["fake", "serve", "--latency", "soon"], "--latency"),
+        (["fake", "serve", "--latency", "inf"], "--latency"),
+        (["authtokens", "create", "--session-limit", "9" * 5000], "--session-limit"),
+        (
+            ["batch", "delete", "in.jsonl", "--out", "r.jsonl", "--max-per-second", "nan"],
+            "per-second",
+        ),
     ],
 )
 def test_bad_usage_is_one_line_and_exit_2(
@@ -303,7 +309,7 @@ def test_unexpected_errors_are_one_line_without_debug(
     async def broken(_args: Any) -> int:
         raise RuntimeError("a bug\nover two lines")
 
-    monkeypatch.setattr(_main, "_authtokens_get", broken)
+    monkeypatch.setattr(_main, "_authtokens", broken)
     code, _, err = run(capsys, "authtokens", "get", "x")
     assert code == 1
     assert (
@@ -317,7 +323,7 @@ def test_interrupt_exits_130(
     async def interrupted(_args: Any) -> int:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(_main, "_authtokens_get", interrupted)
+    monkeypatch.setattr(_main, "_authtokens", interrupted)
     code, _, err = run(capsys, "authtokens", "get", "x")
     assert (code, err) == (130, "ziggeo-async: interrupted\n")
 

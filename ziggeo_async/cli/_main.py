@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import sys
 import traceback
 import warnings
@@ -147,23 +148,49 @@ def _grants(text: str) -> dict[str, Any]:
     return grants
 
 
-def _whole_number(text: str) -> int:
-    if not text.isdigit():
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
-    return int(text)
+def _whole_number(low: int, high: float = math.inf) -> Callable[[str], int]:
+    """An argument type: digits only, a number from ``low`` to ``high``."""
+    bounds = f">= {low}" if high == math.inf else f"{low}-{high}"
+
+    def parse(text: str) -> int:
+        # The length first: int() refuses more than 4,300 digits with a ValueError.
+        if not (text.isdigit() and len(text) < 20 and low <= int(text) <= high):  # noqa: PLR2004
+            raise argparse.ArgumentTypeError(f"expected a whole number {bounds}, got {text!r}")
+        return int(text)
+
+    return parse
+
+
+def _finite_number(*, above_zero: bool) -> Callable[[str], float]:
+    """An argument type: a finite number, more than 0 or (seconds) at least 0."""
+    bound = "> 0" if above_zero else ">= 0"
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not (value > 0 if above_zero else value >= 0) or value == math.inf:
+            raise argparse.ArgumentTypeError(f"expected a number {bound}, got {text!r}")
+        return value
+
+    return parse
+
+
+_COUNT: Final = _whole_number(0)
+_POSITIVE_INT: Final = _whole_number(1)
+_PORT: Final = _whole_number(0, 65535)
+_POSITIVE_FLOAT: Final = _finite_number(above_zero=True)
+_SECONDS: Final = _finite_number(above_zero=False)
 
 
 def _add_argument_flags(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("auth token arguments")
     group.add_argument("--volatile", action=argparse.BooleanOptionalAction, default=None)
     group.add_argument("--hidden", action=argparse.BooleanOptionalAction, default=None)
-    group.add_argument(
-        "--expiration-date", type=_whole_number, metavar="UNIX_SECONDS", default=None
-    )
-    group.add_argument(
-        "--usage-expiration-time", type=_whole_number, metavar="SECONDS", default=None
-    )
-    group.add_argument("--session-limit", type=_whole_number, metavar="N", default=None)
+    group.add_argument("--expiration-date", type=_COUNT, metavar="UNIX_SECONDS", default=None)
+    group.add_argument("--usage-expiration-time", type=_COUNT, metavar="SECONDS", default=None)
+    group.add_argument("--session-limit", type=_COUNT, metavar="N", default=None)
     group.add_argument(
         "--grants",
         type=_grants,
@@ -181,44 +208,31 @@ def _arguments(args: argparse.Namespace) -> dict[str, Any]:
 # -- commands ------------------------------------------------------------------------
 
 
-async def _authtokens_create(args: argparse.Namespace) -> int:
+async def _authtokens(args: argparse.Namespace) -> int:
+    """One call of the auth-token API; the token it returns (or the one deleted) as JSON."""
     async with open_client(args) as (client, _):
-        token = await client.authtokens.create(**_arguments(args))
+        tokens = client.authtokens
+        if args.operation == "create":
+            token = await tokens.create(**_arguments(args))
+        elif args.operation == "get":
+            token = await tokens.get(args.token)
+        elif args.operation == "update":
+            token = await tokens.update(args.token_or_key, **_arguments(args))
+        else:
+            await tokens.delete(args.token_or_key)
+            _stdout_json({"deleted": args.token_or_key})
+            return EXIT_OK
     _stdout_json(token.to_json())
     return EXIT_OK
 
 
-async def _authtokens_get(args: argparse.Namespace) -> int:
-    async with open_client(args) as (client, _):
-        token = await client.authtokens.get(args.token)
-    _stdout_json(token.to_json())
-    return EXIT_OK
-
-
-async def _authtokens_update(args: argparse.Namespace) -> int:
-    async with open_client(args) as (client, _):
-        token = await client.authtokens.update(args.token_or_key, **_arguments(args))
-    _stdout_json(token.to_json())
-    return EXIT_OK
-
-
-async def _authtokens_delete(args: argparse.Namespace) -> int:
-    async with open_client(args) as (client, _):
-        await client.authtokens.delete(args.token_or_key)
-    _stdout_json({"deleted": args.token_or_key})
-    return EXIT_OK
-
-
-async def _auth_generate(args: argparse.Namespace) -> int:
-    auth = open_auth(args, ("app_token", "encryption_key"))
-    _stdout_json({"token": auth.generate(**_arguments(args))})
-    return EXIT_OK
-
-
-async def _auth_decode(args: argparse.Namespace) -> int:
+async def _auth(args: argparse.Namespace) -> int:
     # decode checks that a token names this application, so it needs the app token too.
     auth = open_auth(args, ("app_token", "encryption_key"))
-    _stdout_json(auth.decode(args.token))
+    if args.operation == "generate":
+        _stdout_json({"token": auth.generate(**_arguments(args))})
+    else:
+        _stdout_json(auth.decode(args.token))
     return EXIT_OK
 
 
@@ -292,38 +306,6 @@ async def _fake_serve(args: argparse.Namespace) -> int:
 # -- the parser ----------------------------------------------------------------------
 
 
-def _positive_int(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
-    return int(text)
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
-    return value
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
-    if not 0 <= value < float("inf"):
-        raise argparse.ArgumentTypeError(f"expected seconds >= 0, got {text!r}")
-    return value
-
-
-def _port(text: str) -> int:
-    if not text.isdigit() or int(text) > 65535:  # noqa: PLR2004 - the largest TCP port
-        raise argparse.ArgumentTypeError(f"expected a port 0-65535, got {text!r}")
-    return int(text)
-
-
 def _add_batch_commands(commands: Any, fake_option: list[_Parser], api: str) -> None:
     batch = commands.add_parser("batch", help="create or delete many tokens from a JSONL file")
     batch_operations = batch.add_subparsers(dest="kind", required=True, metavar="OPERATION")
@@ -348,21 +330,21 @@ def _add_batch_commands(commands: Any, fake_option: list[_Parser], api: str) -> 
         )
         job.add_argument(
             "--concurrency",
-            type=_positive_int,
+            type=_POSITIVE_INT,
             default=DEFAULT_CONCURRENCY,
             metavar="N",
             help="requests in flight at most (default: %(default)s)",
         )
         job.add_argument(
             "--max-per-second",
-            type=_positive_float,
+            type=_POSITIVE_FLOAT,
             default=None,
             metavar="R",
             help="requests started a second at most (default: no limit)",
         )
         job.add_argument(
             "--grace",
-            type=_seconds,
+            type=_SECONDS,
             default=5.0,
             metavar="SECONDS",
             help="after a first Ctrl-C or SIGTERM, how long to wait for the requests in flight "
@@ -393,11 +375,11 @@ def _add_fake_commands(commands: Any) -> None:
     )
     serve.add_argument("--host", default="127.0.0.1", help="(default: %(default)s)")
     serve.add_argument(
-        "--port", type=_port, default=0, help="0 picks a free port (default: %(default)s)"
+        "--port", type=_PORT, default=0, help="0 picks a free port (default: %(default)s)"
     )
     serve.add_argument(
         "--latency",
-        type=_seconds,
+        type=_SECONDS,
         default=0.0,
         metavar="SECONDS",
         help="wait this long before each answer (default: %(default)s)",
@@ -421,6 +403,15 @@ def _fake_option() -> _Parser:
     return option
 
 
+#: ``authtokens`` operations: name, what it does, and its positional argument.
+_AUTHTOKENS_OPERATIONS: Final = (
+    ("create", "create an auth token", None),
+    ("get", "show an auth token", "token"),
+    ("update", "change an auth token", "token_or_key"),
+    ("delete", "delete an auth token", "token_or_key"),
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog=PROG,
@@ -439,31 +430,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     authtokens = commands.add_parser("authtokens", help="the auth-token API")
     operations = authtokens.add_subparsers(dest="operation", required=True, metavar="OPERATION")
-    create = operations.add_parser(
-        "create", help="create an auth token", description=f"Create an auth token ({api}).",
-        parents=fake_option,
-    )  # fmt: skip
-    _add_argument_flags(create)
-    create.set_defaults(handler=_authtokens_create)
-    get = operations.add_parser(
-        "get", help="show an auth token", description=f"Show an auth token ({api}).",
-        parents=fake_option,
-    )  # fmt: skip
-    get.add_argument("token")
-    get.set_defaults(handler=_authtokens_get)
-    update = operations.add_parser(
-        "update", help="change an auth token", description=f"Change an auth token ({api}).",
-        parents=fake_option,
-    )  # fmt: skip
-    update.add_argument("token_or_key")
-    _add_argument_flags(update)
-    update.set_defaults(handler=_authtokens_update)
-    delete = operations.add_parser(
-        "delete", help="delete an auth token", description=f"Delete an auth token ({api}).",
-        parents=fake_option,
-    )  # fmt: skip
-    delete.add_argument("token_or_key")
-    delete.set_defaults(handler=_authtokens_delete)
+    for operation, what, positional in _AUTHTOKENS_OPERATIONS:
+        command = operations.add_parser(
+            operation, help=what, description=f"{what.capitalize()} ({api}).", parents=fake_option
+        )
+        if positional is not None:
+            command.add_argument(positional)
+        if operation in ("create", "update"):
+            _add_argument_flags(command)
+        command.set_defaults(handler=_authtokens)
 
     auth = commands.add_parser("auth", help="client auth tokens, made locally")
     auth_operations = auth.add_subparsers(dest="operation", required=True, metavar="OPERATION")
@@ -475,15 +450,15 @@ def build_parser() -> argparse.ArgumentParser:
         parents=fake_option,
     )
     _add_argument_flags(generate)
-    generate.set_defaults(handler=_auth_generate)
     decode = auth_operations.add_parser(
         "decode",
         help="show a client auth token's payload",
-        description="Show a client auth token's payload (needs ZIGGEO_ENCRYPTION_KEY only).",
+        description="Show a client auth token's payload (needs ZIGGEO_APP_TOKEN and "
+        "ZIGGEO_ENCRYPTION_KEY).",
         parents=fake_option,
     )
     decode.add_argument("token")
-    decode.set_defaults(handler=_auth_decode)
+    auth.set_defaults(handler=_auth)
 
     _add_batch_commands(commands, fake_option, api)
 
@@ -494,7 +469,7 @@ def build_parser() -> argparse.ArgumentParser:
         "credentials): create, get, update, generate, decode, a create_many/delete_many "
         "batch, delete, each step printed.",
     )
-    demo.add_argument("--batch-size", type=_positive_int, default=1000, help=argparse.SUPPRESS)
+    demo.add_argument("--batch-size", type=_POSITIVE_INT, default=1000, help=argparse.SUPPRESS)
     demo.set_defaults(handler=_demo)
 
     _add_fake_commands(commands)
