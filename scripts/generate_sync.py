@@ -357,7 +357,8 @@ class Generator:
             if any(self.kind(value) for name, value in class_members(resource) if name[0] != "_"):
                 twin = self._resource_class(resource, path=f"{path}.{attribute}")
                 annotations.append(f"    {attribute}: {twin}")
-                attach.append(f"        self.{attribute} = {twin}(self._portal)")
+                client = "self._client" if path else "self._async_client"
+                attach.append(f"        self.{attribute} = {twin}(self._portal, {client})")
             elif config_hints.get(attribute) is resource:
                 annotations.append(f"    {attribute}: {self.imports.name_of(resource)}")
                 attach.append(f"        self.{attribute} = self._config.{attribute}")
@@ -374,6 +375,8 @@ class Generator:
         self.twinned.add(cls)
         name = self.twin_name(cls)
         portal = self.imports.name_of(self.portal.ClientPortal)
+        root = self.imports.name_of(self.root)
+        callable_ = self.imports.add("collections.abc", "Callable", collections.abc.Callable)
         about = f"Blocking twin of ``{cls.__name__}``: each call is one round trip to the portal."
         resources, attach = self._resources(cls, {}, path)
         lines = [
@@ -381,10 +384,13 @@ class Generator:
             *docstring(f"{about}\n\n{inspect.cleandoc(cls.__doc__ or '')}".rstrip(), "    "),
             "",
             *resources,
-            '    __slots__ = ("_portal",)',
+            '    __slots__ = ("_client", "_portal")',
             "",
-            f"    def __init__(self, portal: {portal}[{self.imports.name_of(self.root)}]) -> None:",
+            "    def __init__(",
+            f"        self, portal: {portal}[{root}], client: {callable_}[[], {root}]",
+            "    ) -> None:",
             "        self._portal = portal",
+            "        self._client = client",
             *attach,
             "",
             "    def __repr__(self) -> str:",
@@ -421,7 +427,7 @@ class Generator:
             iterator = self.imports.name_of(self.portal.PortalIterator)
             returned = Source(f"{iterator}[{self.imports.type_source(iterated_type(returned))}]")
         arguments = self._arguments(list(inspect.signature(value).parameters.values())[1:])
-        target = ", ".join(filter(None, [f"self._portal.client(){path}.{name}", arguments]))
+        target = ", ".join(filter(None, [f"self._client(){path}.{name}", arguments]))
         call = f"self._portal.{kind}({target})"
         return [
             "",

@@ -249,6 +249,32 @@ FORK_PROGRAMS = {
         assert refused
         assert sum(1 for _ in batch) == 9  # the parent's batch goes on
     """,
+    # A client made by with_options before the fork: in the child it follows the child's
+    # own portal and connections, not the copy of the parent's it was first built on.
+    "with_options client, os.fork": """
+        derived = client.with_options(timeout=10)
+
+        def port_of_a_create():
+            return int(derived.authtokens.create(session_limit=1).token.removeprefix("port-"))
+
+        ports["parent_before"] = port_of_a_create()
+        read_end, write_end = os.pipe()
+        child = os.fork()
+        if child == 0:
+            try:
+                os.write(write_end, json.dumps(port_of_a_create()).encode())
+            finally:
+                os._exit(0)
+        os.close(write_end)
+        deadline = time.monotonic() + 20
+        while os.waitpid(child, os.WNOHANG) == (0, 0):
+            if time.monotonic() > deadline:
+                os.kill(child, 9)
+                raise SystemExit("the forked child hung")
+            time.sleep(0.05)
+        with os.fdopen(read_end) as answer:
+            ports["child"] = json.loads(answer.read())
+    """,
     "multiprocessing fork pool": """
         import multiprocessing
 

@@ -22,6 +22,7 @@ from ziggeo_async import (
     AsyncZiggeo,
     ClientClosedError,
     ConfigurationError,
+    InternalServerError,
     RateLimitError,
     RetryEvent,
     RetryPolicy,
@@ -115,6 +116,23 @@ def test_sync_with_options_runs_on_the_same_portal_and_closes_with_it() -> None:
     assert quick.closed
     with pytest.raises(ClientClosedError):
         quick.authtokens.get(token.token)
+
+
+def test_sync_with_options_chains_as_the_async_one_does() -> None:
+    fake = FakeZiggeo()
+    with SyncZiggeo(
+        fake.app_token, fake.private_key, http_client=httpx2.AsyncClient(transport=fake.transport())
+    ) as client:
+        # The second with_options keeps the first one's max_retries=0 ...
+        no_retries = client.with_options(max_retries=0).with_options(deadline=5)
+        fake.fail_next(1, status=503)
+        with pytest.raises(InternalServerError):
+            no_retries.authtokens.get("any-token")
+        # ... and a retry= over it replaces it, as on AsyncZiggeo (not "both given").
+        one_retry = no_retries.with_options(retry=RetryPolicy(max_retries=1, jitter=lambda: 0.0))
+        fake.fail_next(1, status=503)
+        assert one_retry.authtokens.create(session_limit=1).session_limit == 1
+        assert [request.status for request in fake.requests] == [503, 503, 200]
 
 
 # -- deadlines ----------------------------------------------------------------------------

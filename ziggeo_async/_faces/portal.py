@@ -570,51 +570,19 @@ class PortalIterator(Iterator[T]):
             self._portal.schedule(_stop(self._pump))
 
 
-class _DerivedPortal(ClientPortal[Any]):
-    """The portal of a client made by ``with_options``: its parent's, with the async
-    client's own ``with_options`` applied, and nothing of its own to close."""
+def _with_options_applied(base: Callable[[], Any], options: dict[str, Any]) -> Callable[[], Any]:
+    """``base()`` with the async client's ``with_options(**options)`` applied, made again
+    whenever ``base()`` is a new client: a forked child's portal has a client of its own."""
+    derived: tuple[Any, Any] | None = None  # (base's client, the one made from it)
 
-    def __init__(self, parent: ClientPortal[Any], options: dict[str, Any]) -> None:
-        # No super().__init__: every call goes to the parent's loop and thread.
-        self._parent = parent
-        self._options = options
-        self._derived: Any = None
+    def client() -> Any:
+        nonlocal derived
+        current = base()
+        if derived is None or derived[0] is not current:
+            derived = (current, current.with_options(**options))
+        return derived[1]
 
-    @property
-    def started(self) -> bool:
-        return self._parent.started
-
-    @property
-    def closed(self) -> bool:
-        return self._parent.closed
-
-    def refuse_blocking_caller(self) -> None:
-        self._parent.refuse_blocking_caller()
-
-    def client(self) -> Any:
-        parent = self._parent.client()
-        if self._derived is None:  # with_options does no I/O: fine on any thread
-            self._derived = parent.with_options(**self._options)
-        return self._derived
-
-    def schedule(self, coroutine: Coroutine[Any, Any, object]) -> None:
-        self._parent.schedule(coroutine)
-
-    def call(
-        self, function: Callable[P, Coroutine[Any, Any, T]], /, *args: P.args, **kwargs: P.kwargs
-    ) -> T:
-        return self._parent.call(function, *args, **kwargs)
-
-    def iterate(
-        self, function: Callable[P, AsyncIterator[T]], /, *args: P.args, **kwargs: P.kwargs
-    ) -> PortalIterator[T]:
-        return self._parent.iterate(function, *args, **kwargs)
-
-    def next_item(self, pump: _Pump[T]) -> T:
-        return self._parent.next_item(pump)
-
-    def close(self) -> None:
-        """Nothing: the parent's portal, connections and thread are the parent's to close."""
+    return client
 
 
 class SyncClientBase(Generic[ClientT, ConfigT]):
@@ -633,6 +601,13 @@ class SyncClientBase(Generic[ClientT, ConfigT]):
             async_name=async_class.__name__,
             sync_name=type(self).__name__,
         )
+        #: The async client calls go to, on the running portal (started on first use);
+        #: what the generated resources call. A bound method of the portal, not of this
+        #: client: resources holding it keep no cycle, so a client dropped unclosed is
+        #: collected (and warns) at once.
+        self._async_client: Callable[[], ClientT] = self._portal.client
+        #: False on a client made by ``with_options``: the portal is another's.
+        self._owns_portal = True
 
     @property
     def closed(self) -> bool:
@@ -647,11 +622,15 @@ class SyncClientBase(Generic[ClientT, ConfigT]):
         raise TypeError(f"{type(self).__name__} holds credentials and a thread; it does not pickle")
 
     def close(self) -> None:
-        """Close the HTTP client, stop the portal thread and join it. Idempotent."""
-        self._portal.close()
+        """Close the HTTP client, stop the portal thread and join it. Idempotent.
+
+        On a client made by ``with_options``, nothing: the portal is its parent's.
+        """
+        if self._owns_portal:
+            self._portal.close()
 
     def __enter__(self: SyncClientT) -> SyncClientT:  # noqa: PYI019 - Self needs 3.11
-        self._portal.client()
+        self._async_client()
         return self
 
     def __exit__(
@@ -688,7 +667,9 @@ class SyncClientBase(Generic[ClientT, ConfigT]):
         # The same class: its private state is this code's own.
         derived = type(self).__new__(type(self))
         derived._config = self._config.with_options(**options)  # type: ignore[attr-defined]  # noqa: SLF001
-        derived._portal = _DerivedPortal(self._portal, options)  # noqa: SLF001
+        derived._portal = self._portal  # noqa: SLF001
+        derived._async_client = _with_options_applied(self._async_client, options)  # noqa: SLF001
+        derived._owns_portal = False  # noqa: SLF001
         derived._attach_resources()  # noqa: SLF001
         return derived
 
@@ -701,7 +682,7 @@ class SyncClientBase(Generic[ClientT, ConfigT]):
         return cls(*credentials_from_env(options), **options)  # type: ignore[arg-type, call-arg]
 
     def __del__(self) -> None:
-        if isinstance(getattr(self, "_portal", None), _DerivedPortal):
+        if not getattr(self, "_owns_portal", True):
             return  # the portal is its parent's, which warns for both
         portal = getattr(self, "_portal", None)  # None when the constructor raised
         if portal is not None and portal.started and not portal.closed:

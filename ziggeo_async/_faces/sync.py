@@ -37,10 +37,13 @@ class SyncAuthTokens:
     call, every attempt and wait included) for that call; batches apply both per item.
     """
 
-    __slots__ = ("_portal",)
+    __slots__ = ("_client", "_portal")
 
-    def __init__(self, portal: ClientPortal[AsyncZiggeo]) -> None:
+    def __init__(
+        self, portal: ClientPortal[AsyncZiggeo], client: Callable[[], AsyncZiggeo]
+    ) -> None:
         self._portal = portal
+        self._client = client
 
     def __repr__(self) -> str:
         return "<SyncAuthTokens>"
@@ -57,7 +60,7 @@ class SyncAuthTokens:
         Never retried once it may have reached Ziggeo, so it cannot issue a duplicate.
         """
         return self._portal.call(
-            self._portal.client().authtokens.create, timeout=timeout, deadline=deadline, **arguments
+            self._client().authtokens.create, timeout=timeout, deadline=deadline, **arguments
         )
 
     def get(
@@ -65,7 +68,7 @@ class SyncAuthTokens:
     ) -> AuthToken:
         """The auth token ``token`` (its token id; keys are not accepted here)."""
         return self._portal.call(
-            self._portal.client().authtokens.get, token, timeout=timeout, deadline=deadline
+            self._client().authtokens.get, token, timeout=timeout, deadline=deadline
         )
 
     def update(
@@ -78,7 +81,7 @@ class SyncAuthTokens:
     ) -> AuthToken:
         """Change the given arguments of an auth token; return it as Ziggeo stored it."""
         return self._portal.call(
-            self._portal.client().authtokens.update,
+            self._client().authtokens.update,
             token_or_key,
             timeout=timeout,
             deadline=deadline,
@@ -95,10 +98,7 @@ class SyncAuthTokens:
         raises ``NotFoundError``.
         """
         self._portal.call(
-            self._portal.client().authtokens.delete,
-            token_or_key,
-            timeout=timeout,
-            deadline=deadline,
+            self._client().authtokens.delete, token_or_key, timeout=timeout, deadline=deadline
         )
 
     def destroy(
@@ -106,10 +106,7 @@ class SyncAuthTokens:
     ) -> None:
         """Alias of ``delete``, under the name the Node SDK uses."""
         self._portal.call(
-            self._portal.client().authtokens.destroy,
-            token_or_key,
-            timeout=timeout,
-            deadline=deadline,
+            self._client().authtokens.destroy, token_or_key, timeout=timeout, deadline=deadline
         )
 
     def create_many(
@@ -129,7 +126,7 @@ class SyncAuthTokens:
         a second. Use it as ``with ... as results: for result in results``.
         """
         return self._portal.iterate(
-            self._portal.client().authtokens.create_many,
+            self._client().authtokens.create_many,
             items,
             concurrency=concurrency,
             max_per_second=max_per_second,
@@ -148,7 +145,7 @@ class SyncAuthTokens:
     ) -> PortalIterator[BatchResult[AuthToken]]:
         """``get`` each token; results as for ``create_many``."""
         return self._portal.iterate(
-            self._portal.client().authtokens.get_many,
+            self._client().authtokens.get_many,
             tokens,
             concurrency=concurrency,
             max_per_second=max_per_second,
@@ -167,7 +164,7 @@ class SyncAuthTokens:
     ) -> PortalIterator[BatchResult[None]]:
         """``delete`` each token or key; results as for ``create_many`` (value ``None``)."""
         return self._portal.iterate(
-            self._portal.client().authtokens.delete_many,
+            self._client().authtokens.delete_many,
             tokens_or_keys,
             concurrency=concurrency,
             max_per_second=max_per_second,
@@ -228,7 +225,7 @@ class SyncZiggeo(SyncClientBase[AsyncZiggeo, ClientConfig]):
 
     def _attach_resources(self) -> None:
         """The resources on this portal (``with_options`` calls it too)."""
-        self.authtokens = SyncAuthTokens(self._portal)
+        self.authtokens = SyncAuthTokens(self._portal, self._async_client)
         self.auth = self._config.auth
 
     @property
