@@ -289,20 +289,16 @@ class AsyncZiggeo:
         self._config = config
         # A client made by with_options: the parent's connections and lifecycle.
         self._parent = parent
-        self._app_token = config.app_token
-        self._base_url = config.base_url
-        self._timeout = config.timeout
-        self._http_backend = config.http_backend
         self._lent: HTTPConnection | None = (
             None if config.http_client is None else HTTPConnection(config.http_client, owned=False)
         )
         self._owned: HTTPConnection | None = None
         self._closed = False
         self._pipeline = RequestPipeline(
-            base_url=self._base_url,
+            base_url=config.base_url,
             authorization=config.authorization,
             user_agent=_USER_AGENT,
-            timeout=self._timeout,
+            timeout=config.timeout,
             policy=config.retry,
             connection=self._connection,
             deadline=config.deadline,
@@ -314,12 +310,12 @@ class AsyncZiggeo:
     @property
     def app_token(self) -> str:
         """The application token (public)."""
-        return self._app_token
+        return self._config.app_token
 
     @property
     def base_url(self) -> str:
         """The API host every request goes to."""
-        return self._base_url
+        return self._config.base_url
 
     @property
     def closed(self) -> bool:
@@ -367,7 +363,7 @@ class AsyncZiggeo:
 
     def __repr__(self) -> str:
         state = ", closed" if self.closed else ""
-        return f"AsyncZiggeo(app_token={self._app_token!r}, base_url={self._base_url!r}{state})"
+        return f"AsyncZiggeo(app_token={self.app_token!r}, base_url={self.base_url!r}{state})"
 
     def __reduce__(self) -> str:
         raise TypeError("AsyncZiggeo holds credentials and an open HTTP client; it does not pickle")
@@ -380,7 +376,7 @@ class AsyncZiggeo:
         if self._lent is not None:
             return self._lent
         if self._owned is None:
-            self._owned = open_owned_connection(self._timeout, self._http_backend)
+            self._owned = open_owned_connection(self._config.timeout, self._config.http_backend)
         return self._owned
 
     async def aclose(self) -> None:

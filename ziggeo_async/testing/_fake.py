@@ -97,13 +97,7 @@ class RecordedRequest:
     status: int | None
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "method": self.method,
-            "path": self.path,
-            "form": dict(self.form),
-            "took_effect": self.took_effect,
-            "status": self.status,
-        }
+        return attrs.asdict(self)  # the form a plain dict, copied
 
 
 @attrs.frozen
@@ -130,6 +124,9 @@ def _text(status: int, message: str, *extra: tuple[str, str]) -> FakeResponse:
 
 def _json(status: int, document: object) -> FakeResponse:
     return FakeResponse(status, _JSON, json.dumps(document).encode("utf-8"))
+
+
+_NOT_FOUND: Final = _text(404, "Authorization token not found")
 
 
 def _refuse_constant(name: str) -> Any:
@@ -539,26 +536,22 @@ class FakeZiggeo:
     def _get(self, token: str) -> FakeResponse:
         with self._lock:
             record = self._store.get(token)
-            if record is None:
-                return _text(404, "Authorization token not found")
-            return _json(200, record)
+            return _NOT_FOUND if record is None else _json(200, record)
 
     def _update(self, token_or_key: str, fields: dict[str, Any]) -> FakeResponse:
         with self._lock:
             token = self._resolve(token_or_key)
             if token is None:
-                return _text(404, "Authorization token not found")
-            record = self._store[token]
-            record.update(fields)
-            return _json(200, record)
+                return _NOT_FOUND
+            self._store[token].update(fields)
+            return _json(200, self._store[token])
 
     def _delete(self, token_or_key: str) -> FakeResponse:
         with self._lock:
             token = self._resolve(token_or_key)
             if token is None:
-                return _text(404, "Authorization token not found")
-            record = self._store.pop(token)
-            key = record.get("key")
+                return _NOT_FOUND
+            key = self._store.pop(token).get("key")
             if key is not None:
                 del self._key_index[key]
             return FakeResponse(200)
