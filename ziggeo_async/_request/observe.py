@@ -12,7 +12,7 @@ import os
 import re
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any, Final
 
 import attrs
@@ -160,19 +160,8 @@ _NO_SPAN: Final = SpanRecorder()
 _OTEL_INSTALLED: Final = importlib.util.find_spec("opentelemetry") is not None
 
 
-class _NoSpan:
-    """The context manager of a call with no span: made once, entered for free."""
-
-    __slots__ = ()
-
-    def __enter__(self) -> SpanRecorder:
-        return _NO_SPAN
-
-    def __exit__(self, *exc_info: object) -> None:
-        return None
-
-
-_NO_SPAN_CONTEXT: Final = _NoSpan()
+#: The context of a call with no span: made once (a nullcontext may be entered again).
+_NO_SPAN_CONTEXT: Final = nullcontext(_NO_SPAN)
 
 
 def start_span(
