@@ -460,12 +460,31 @@ def test_the_owned_client_sends_what_build_request_would_make(
         assert ours.read() == expected.read()
 
 
-def test_the_owned_clients_parsed_urls_are_bounded() -> None:
+def test_the_owned_clients_parsed_urls_and_headers_are_bounded() -> None:
     connection = HTTPConnection(httpx2.AsyncClient(), owned=True)
     for number in range(1000):
         url = f"https://api.example/v1/authtokens/{number}"
         assert connection._owned_request("GET", url, None, {}, (1.0,) * 4).url == url
+        body = b"a" * number  # a header set per body length
+        sent = connection._owned_request("POST", url, body, {}, (1.0,) * 4)
+        assert sent.headers["Content-Length"] == str(number)
     assert len(connection._urls) <= 64
+    assert len(connection._headers) <= 64
+
+
+def test_the_owned_clients_cached_headers_are_each_requests_own() -> None:
+    # A hook may change a request's headers; the next request must not see the change,
+    # and a body of another length must declare its own.
+    connection = HTTPConnection(httpx2.AsyncClient(), owned=True)
+    url = "https://api.example/v1/authtokens/"
+    first = connection._owned_request("POST", url, b"a=1", {"X-A": "1"}, (1.0,) * 4)
+    first.headers["X-A"] = "changed"
+    first.headers["X-Hook"] = "added"
+    again = connection._owned_request("POST", url, b"a=2", {"X-A": "1"}, (1.0,) * 4)
+    assert again.headers["X-A"] == "1"
+    assert "X-Hook" not in again.headers
+    longer = connection._owned_request("POST", url, b"a=12", {"X-A": "1"}, (1.0,) * 4)
+    assert longer.headers["Content-Length"] == "4"
 
 
 @pytest.mark.anyio

@@ -179,7 +179,9 @@ class HTTPConnection:
         # the timeout as a dict), made once. Batch jobs send to few URLs with fixed
         # headers, and build_request cost about a quarter of a request's CPU.
         self._urls: dict[str, httpx2.URL] = {}
-        self._headers: dict[tuple[bytes, tuple[tuple[str, str], ...]], httpx2.Headers] = {}
+        self._headers: dict[
+            tuple[bytes, tuple[tuple[str, str], ...], int | None, bool], httpx2.Headers
+        ] = {}
         self._timeouts: dict[tuple[float | None, ...], dict[str, float | None]] = {}
 
     def __repr__(self) -> str:
@@ -226,24 +228,20 @@ class HTTPConnection:
             if len(self._urls) >= _CACHED_PER_CONNECTION:  # token paths: a bound, not a leak
                 self._urls.clear()
             parsed = self._urls[url] = httpx2.URL(url)
-        key = (parsed.netloc, tuple(headers.items()))
-        fixed = self._headers.get(key)
-        if fixed is None:
-            # In build_request's order: Host, the client's defaults, the request's own.
-            fixed = httpx2.Headers([(b"Host", parsed.netloc), *self.client.headers.raw])
-            fixed.update(headers)
-            self._headers[key] = fixed
+        # The complete headers, Content-Length included, made once for each host, header
+        # set and body length. Request() copies them, so what hooks change stays theirs.
+        length = len(content) if content else None
+        key = (parsed.netloc, tuple(headers.items()), length, method in _BODY_METHODS)
+        request_headers = self._headers.get(key)
+        if request_headers is None:
+            if len(self._headers) >= _CACHED_PER_CONNECTION:  # body lengths: a bound
+                self._headers.clear()
+            request_headers = self._headers[key] = _complete_headers(
+                parsed.netloc, self.client.headers.raw, headers, length, method
+            )
         timeout = self._timeouts.get(timeouts)
         if timeout is None:
             timeout = self._timeouts[timeouts] = httpx2.Timeout(timeouts).as_dict()
-        if content:
-            request_headers = httpx2.Headers(fixed)
-            request_headers["Content-Length"] = str(len(content))
-        elif method in _BODY_METHODS:  # httpx2 puts an empty body's length after Host
-            host, *rest = fixed.raw
-            request_headers = httpx2.Headers([host, (b"Content-Length", b"0"), *rest])
-        else:
-            request_headers = httpx2.Headers(fixed)
         # stream=, with the headers complete: httpx2 adds none and encodes nothing again.
         request = httpx2.Request(
             method,
@@ -258,6 +256,25 @@ class HTTPConnection:
     async def aclose(self) -> None:
         if self.owned:
             await self.client.aclose()
+
+
+def _complete_headers(
+    netloc: bytes,
+    client_headers: list[tuple[bytes, bytes]],
+    headers: Mapping[str, str],
+    length: int | None,
+    method: str,
+) -> httpx2.Headers:
+    """The headers ``build_request`` gives a request, in its order: Host, the client's
+    defaults, the request's own, and Content-Length where there is a body to declare."""
+    complete = httpx2.Headers([(b"Host", netloc), *client_headers])
+    complete.update(headers)
+    if length is not None:
+        complete["Content-Length"] = str(length)
+    elif method in _BODY_METHODS:  # httpx2 puts an empty body's length after Host
+        host, *rest = complete.raw
+        complete = httpx2.Headers([host, (b"Content-Length", b"0"), *rest])
+    return complete
 
 
 async def _read_capped(response: Any) -> Any:
