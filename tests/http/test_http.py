@@ -424,6 +424,20 @@ async def test_a_compressed_chunked_body_under_the_cap_is_read_whole(
     assert len(token.extra["pad"]) == 900_000
 
 
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_a_body_answered_from_memory_past_the_cap_fails_typed(anyio_backend: str) -> None:
+    # A transport that answers from memory has read the body already (as the aiohttp
+    # transport does for small ones); its size is still held to the cap.
+    def answer(request: httpx2.Request) -> httpx2.Response:
+        return httpx2.Response(200, content=b"{" * OVER)
+
+    async with httpx2.AsyncClient(transport=httpx2.MockTransport(answer)) as lent:
+        client = AsyncZiggeo("app", "secret", http_client=lent)
+        with pytest.raises(APIResponseTooLargeError):
+            await client.authtokens.get("t0123456789abcdef")
+
+
 def test_an_http_connection_says_whose_it_is() -> None:
     assert "lent" in repr(HTTPConnection(httpx2.AsyncClient(), owned=False))
 

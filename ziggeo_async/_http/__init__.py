@@ -284,6 +284,12 @@ async def _read_capped(response: Any) -> Any:
     read as is; a chunked or compressed one is counted as it arrives and as it inflates.
     """
     try:
+        if response.is_stream_consumed:
+            # A transport that answered from memory (the aiohttp transport's small bodies
+            # of declared size among them): the body is decoded, only its size is left.
+            if len(response.content) > MAX_RESPONSE_BYTES:
+                raise ResponseTooLarge("the response body is larger than the limit")
+            return response
         headers = response.headers
         declared = headers.get("content-length")
         if (
@@ -302,10 +308,6 @@ async def _read_capped(response: Any) -> Any:
             raise ResponseTooLarge(f"the response stacks {len(codings)} content codings")
         if declared is not None and not codings:
             await response.aread()
-            return response
-        if response.is_stream_consumed:  # a transport that answered from memory
-            if len(response.content) > MAX_RESPONSE_BYTES:
-                raise ResponseTooLarge("the response body is larger than the limit")
             return response
         raw = bytearray()
         # aclosing: leaving early must finish the iterator here, not in the garbage collector.
