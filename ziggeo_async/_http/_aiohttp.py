@@ -26,6 +26,7 @@ them as it does for httpx2's own transport.
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -104,6 +105,7 @@ def _mapped(error: BaseException, request: httpx2.Request) -> httpx2.TransportEr
     return mapped
 
 
+@functools.cache  # a handful of versions exist; each response asked for its text anew
 def _version_text(version: aiohttp.HttpVersion | None) -> bytes:
     version = version or aiohttp.HttpVersion11
     return f"HTTP/{version.major}.{version.minor}".encode("ascii")
@@ -242,12 +244,16 @@ class AiohttpTransport(httpx2.AsyncBaseTransport):
                 except (aiohttp.ClientError, asyncio.TimeoutError) as error:
                     failure = _mapped(error, request)
                 else:
-                    return httpx2.Response(
+                    # stream=, then read(): content= would only work out again the
+                    # Content-Length this branch already has, at a microsecond or two.
+                    answer = httpx2.Response(
                         response.status,
                         headers=response.raw_headers,
-                        content=body,
+                        stream=httpx2.ByteStream(body),
                         extensions=extensions,
                     )
+                    answer.read()
+                    return answer
             else:
                 # stream=, not content=: no Content-Length to fill in, and the reader above
                 # decides how much of the body it takes.
