@@ -98,6 +98,9 @@ class Decision:
     may_have_acted: bool = True
 
 
+#: Every success's decision: one frozen value, not a new one per response.
+_SUCCEEDED: Final = Decision(Verdict.SUCCEED, may_have_acted=True)
+
 # The statuses by which a server says it did not act on the request.
 _NOT_ACTED_ON = frozenset({429, 503})
 _RETRY_IDEMPOTENT_ONLY = frozenset({408, 500, 502, 504})
@@ -204,17 +207,17 @@ class RetryPolicy:
         ``earlier_may_have_acted``: whether an earlier attempt of this call may have
         been acted on (the previous ``Decision.may_have_acted``; ``False`` on the first).
         """
-        acted = may_have_been_acted_on(status_code=status_code, failure=failure)
-        may_have_acted = earlier_may_have_acted or acted
-        if status_code is not None:
-            if status_code in SUCCESS_STATUSES:
-                return Decision(Verdict.SUCCEED, may_have_acted=True)
-            if (
+        if status_code is not None and (
+            status_code in SUCCESS_STATUSES
+            or (
                 operation is Operation.DELETE
                 and status_code == _NOT_FOUND
                 and earlier_may_have_acted
-            ):
-                return Decision(Verdict.SUCCEED, may_have_acted=True)
+            )
+        ):
+            return _SUCCEEDED
+        acted = may_have_been_acted_on(status_code=status_code, failure=failure)
+        may_have_acted = earlier_may_have_acted or acted
         if attempt > self.max_retries or not self._retryable(
             operation, status_code, failure, acted=acted
         ):
