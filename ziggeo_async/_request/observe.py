@@ -6,6 +6,7 @@ callback is logged and ignored) or carry a secret (token ids shortened, no heade
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import logging
 import os
@@ -13,6 +14,7 @@ import re
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
+from types import ModuleType
 from typing import Any, Final
 
 import attrs
@@ -164,6 +166,15 @@ _OTEL_INSTALLED: Final = importlib.util.find_spec("opentelemetry") is not None
 _NO_SPAN_CONTEXT: Final = nullcontext(_NO_SPAN)
 
 
+@functools.cache
+def _trace_api() -> ModuleType:
+    """``opentelemetry.trace``, imported on the first call that looks for a provider:
+    an import statement on every call costs a lookup through the import system."""
+    from opentelemetry import trace  # noqa: PLC0415 - optional
+
+    return trace
+
+
 def start_span(
     operation: str, method: str, server_address: str
 ) -> AbstractContextManager[SpanRecorder]:
@@ -175,8 +186,7 @@ def start_span(
     """
     if not _OTEL_INSTALLED:
         return _NO_SPAN_CONTEXT
-    from opentelemetry import trace  # noqa: PLC0415 - optional, and cheap once imported
-
+    trace = _trace_api()
     provider = trace.get_tracer_provider()
     if isinstance(provider, trace.ProxyTracerProvider):
         return _NO_SPAN_CONTEXT

@@ -145,7 +145,11 @@ class RequestPipeline:
         limit = self._deadline if deadline is None else timeout_seconds("deadline", deadline)
         with start_span(operation.value, call.method, self._host) as span:
             try:
-                response = await self._within_deadline(call, limit, span)
+                # Without a deadline, straight to the attempts: one coroutine fewer a call.
+                if limit is None:
+                    response = await self._attempts(call, None, span)
+                else:
+                    response = await self._within_deadline(call, limit, span)
             except BaseException as error:
                 span.finish(attempts=call.attempts, status_code=call.status_code, error=error)
                 raise
@@ -153,10 +157,8 @@ class RequestPipeline:
             return response
 
     async def _within_deadline(
-        self, call: _Call, limit: float | None, span: SpanRecorder
+        self, call: _Call, limit: float, span: SpanRecorder
     ) -> httpx2.Response:
-        if limit is None:
-            return await self._attempts(call, None, span)
         # The whole call: every attempt, every backoff and Retry-After wait. A cancel
         # scope, so a server that drips bytes or never answers is cut off all the same.
         with anyio.move_on_after(limit):
