@@ -10,7 +10,7 @@ import json
 import logging
 import time
 import urllib.parse
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Final, TypeVar
 
 import anyio
@@ -114,7 +114,7 @@ class RequestPipeline:
     def policy(self) -> RetryPolicy:
         return self._policy
 
-    async def send(
+    def send(
         self,
         operation: Operation,
         method: str,
@@ -124,13 +124,17 @@ class RequestPipeline:
         form: bytes | None = None,
         timeout: float | None = None,
         deadline: float | None = None,
-    ) -> httpx2.Response:
+    ) -> Coroutine[object, object, httpx2.Response]:
         """Send ``method`` to ``path`` on the API host, retried as ``operation`` may be.
 
         ``segment``: a token id or key (already validated and quoted), appended to
         ``path`` and shown shortened; ``form``: a form body, as the bytes sent. Returns
         the successful response, or raises the mapped ``APIError`` once the retry policy
         gives up or the ``deadline`` (the whole call, seconds) runs out.
+
+        Not a coroutine itself: the call is made and checked here, and sent when the
+        coroutine it returns is awaited. Every layer of coroutines is walked again each
+        time a request waits and wakes, so the request path keeps few.
         """
         call = _Call(
             operation=operation,
@@ -143,7 +147,11 @@ class RequestPipeline:
             timeout=self._timeout if timeout is None else _call_timeout(timeout),
         )
         limit = self._deadline if deadline is None else timeout_seconds("deadline", deadline)
-        with start_span(operation.value, call.method, self._host) as span:
+        return self._traced(call, limit)
+
+    async def _traced(self, call: _Call, limit: float | None) -> httpx2.Response:
+        """The call's attempts, in its span (if a tracer is set)."""
+        with start_span(call.operation.value, call.method, self._host) as span:
             try:
                 # Without a deadline, straight to the attempts: one coroutine fewer a call.
                 if limit is None:

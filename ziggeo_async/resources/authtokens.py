@@ -6,7 +6,7 @@ Each method says which verb and path it uses and reads its own answer
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, Iterable, Mapping
+from collections.abc import AsyncIterable, Awaitable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
 from .._core.arguments import (
@@ -63,11 +63,13 @@ class AsyncAuthTokens:
         """
         return await self._create(arguments, timeout, deadline)
 
-    async def _create(
+    def _create(
         self, arguments: Mapping[str, object], timeout: float | None, deadline: float | None
-    ) -> AuthToken:
+    ) -> Awaitable[AuthToken]:
+        """The arguments checked now; the request when awaited. Not a coroutine itself:
+        each layer of coroutines is walked again on every suspension of the request."""
         form = encode_form(normalize_arguments(arguments))
-        return await self._pipeline.send_parsed(
+        return self._pipeline.send_parsed(
             Operation.CREATE,
             "POST",
             COLLECTION_PATH,
@@ -160,14 +162,16 @@ class AsyncAuthTokens:
 
         deadline = None if deadline is None else timeout_seconds("deadline", deadline)
 
-        async def create_item(index: int, item: Mapping[str, Any]) -> AuthToken:
+        # The item operations return the awaitable rather than awaiting it (see _create);
+        # the batch calls and awaits them in one step, so what they raise is the item's.
+        def create_item(index: int, item: Mapping[str, Any]) -> Awaitable[AuthToken]:
             if not isinstance(item, Mapping):
                 # The type, not a repr: repr() of an item nested without end recurses.
                 raise ValidationError(
                     f"items[{index}]",
                     f"expected a mapping of create arguments, got {type(item).__name__}",
                 )
-            return await self._create(item, timeout, deadline)
+            return self._create(item, timeout, deadline)
 
         return BatchRun(items, create_item, concurrency=concurrency, max_per_second=max_per_second)
 
@@ -184,8 +188,8 @@ class AsyncAuthTokens:
 
         deadline = None if deadline is None else timeout_seconds("deadline", deadline)
 
-        async def get_item(_index: int, token: str) -> AuthToken:
-            return await self.get(token, timeout=timeout, deadline=deadline)
+        def get_item(_index: int, token: str) -> Awaitable[AuthToken]:
+            return self.get(token, timeout=timeout, deadline=deadline)
 
         return BatchRun(tokens, get_item, concurrency=concurrency, max_per_second=max_per_second)
 
@@ -202,8 +206,8 @@ class AsyncAuthTokens:
 
         deadline = None if deadline is None else timeout_seconds("deadline", deadline)
 
-        async def delete_item(_index: int, token_or_key: str) -> None:
-            await self.delete(token_or_key, timeout=timeout, deadline=deadline)
+        def delete_item(_index: int, token_or_key: str) -> Awaitable[None]:
+            return self.delete(token_or_key, timeout=timeout, deadline=deadline)
 
         return BatchRun(
             tokens_or_keys, delete_item, concurrency=concurrency, max_per_second=max_per_second
