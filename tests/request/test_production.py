@@ -18,6 +18,7 @@ from trio.testing import MockClock
 from tests._servers import hang, serving, trickle
 from ziggeo_async import (
     APIConnectionError,
+    APIResponseValidationError,
     APITimeoutError,
     AsyncZiggeo,
     ClientClosedError,
@@ -344,6 +345,24 @@ async def test_one_client_span_per_call_with_its_attempts_and_retries(exporter: 
     texts = repr([(s.attributes, [e.attributes for e in s.events]) for s in (created, missing)])
     for secret in (token.token, "no-such-token-0000", fake.private_key):
         assert secret not in texts
+
+
+async def test_an_unusable_body_is_no_error_of_the_span_which_ends_before_it_is_read(
+    exporter: Any,
+) -> None:
+    # The span covers the attempts; reading the answer comes after it, in the same call.
+    exporter.clear()
+
+    def answer(request: httpx2.Request) -> httpx2.Response:
+        return httpx2.Response(201, content=b"not json")
+
+    async with httpx2.AsyncClient(transport=httpx2.MockTransport(answer)) as lent:
+        client = AsyncZiggeo("app", "secret", http_client=lent)
+        with pytest.raises(APIResponseValidationError, match="not valid JSON"):
+            await client.authtokens.create(session_limit=1)
+    (span,) = exporter.get_finished_spans()
+    assert span.attributes["http.response.status_code"] == 201
+    assert "error.type" not in span.attributes
 
 
 async def test_a_call_that_got_no_answer_has_an_error_span_without_a_status_code(

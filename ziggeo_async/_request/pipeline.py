@@ -6,6 +6,7 @@ to read its answer (``send_parsed``); the pipeline sends, checks and hands back.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import time
@@ -136,6 +137,23 @@ class RequestPipeline:
         coroutine it returns is awaited. Every layer of coroutines is walked again each
         time a request waits and wakes, so the request path keeps few.
         """
+        call, limit = self._call(
+            operation, method, path, segment=segment, form=form, timeout=timeout, deadline=deadline
+        )
+        return self._traced(call, limit, _the_response)
+
+    def _call(
+        self,
+        operation: Operation,
+        method: str,
+        path: str,
+        *,
+        segment: str | None,
+        form: bytes | None,
+        timeout: float | None,
+        deadline: float | None,
+    ) -> tuple[_Call, float | None]:
+        """The call, checked, and its deadline in seconds (``None``: none)."""
         call = _Call(
             operation=operation,
             method=method,
@@ -147,10 +165,13 @@ class RequestPipeline:
             timeout=self._timeout if timeout is None else _call_timeout(timeout),
         )
         limit = self._deadline if deadline is None else timeout_seconds("deadline", deadline)
-        return self._traced(call, limit)
+        return call, limit
 
-    async def _traced(self, call: _Call, limit: float | None) -> httpx2.Response:
-        """The call's attempts, in its span (if a tracer is set)."""
+    async def _traced(
+        self, call: _Call, limit: float | None, finish: Callable[[httpx2.Response, _Call], Parsed]
+    ) -> Parsed:
+        """The call's attempts, in its span (if a tracer is set), then ``finish`` of the
+        response, outside the span: in the same coroutine, not one more layer."""
         with start_span(call.operation.value, call.method, self._host) as span:
             try:
                 # Without a deadline, straight to the attempts: one coroutine fewer a call.
@@ -162,7 +183,7 @@ class RequestPipeline:
                 span.finish(attempts=call.attempts, status_code=call.status_code, error=error)
                 raise
             span.finish(attempts=call.attempts, status_code=call.status_code, error=None)
-            return response
+        return finish(response, call)
 
     async def _within_deadline(
         self, call: _Call, limit: float, span: SpanRecorder
@@ -311,7 +332,7 @@ class RequestPipeline:
         """The body as text with every form of the credentials cut out (see ``_core.redaction``)."""
         return redact_body(response.content, response.charset_encoding, self._credential_texts)
 
-    async def send_parsed(
+    def send_parsed(
         self,
         operation: Operation,
         method: str,
@@ -322,22 +343,21 @@ class RequestPipeline:
         form: bytes | None = None,
         timeout: float | None = None,
         deadline: float | None = None,
-    ) -> Parsed:
+    ) -> Coroutine[object, object, Parsed]:
         """``send``, then ``parse`` of the JSON document in the response body.
 
         ``parse`` raises ``ValueError`` with a message fit to show (no credential) for a
         document it cannot use; that, and a body that is not JSON, raise
-        ``APIResponseValidationError``.
+        ``APIResponseValidationError``. Not a coroutine itself, as ``send`` is not.
         """
-        response = await self.send(
-            operation,
-            method,
-            path,
-            segment=segment,
-            form=form,
-            timeout=timeout,
-            deadline=deadline,
+        call, limit = self._call(
+            operation, method, path, segment=segment, form=form, timeout=timeout, deadline=deadline
         )
+        return self._traced(call, limit, functools.partial(self._parsed, parse))
+
+    def _parsed(
+        self, parse: Callable[[object], Parsed], response: httpx2.Response, call: _Call
+    ) -> Parsed:
         try:
             document = json.loads(response.content)
         except (ValueError, RecursionError):
@@ -347,11 +367,11 @@ class RequestPipeline:
                 return parse(document)
             except ValueError as error:
                 reason = str(error)
-        shown = display_path(path, segment)
         raise APIResponseValidationError(
-            f"{method} {shown} returned {response.status_code} with an unusable body: {reason}",
-            method=method,
-            path=shown,
+            f"{call.method} {call.path} returned {response.status_code} with an unusable body: "
+            f"{reason}",
+            method=call.method,
+            path=call.path,
             status_code=response.status_code,
             body=self._body_without_credentials(response),
         )
@@ -374,6 +394,10 @@ class _Call:
     status_code: int | None = None
     #: Whether an attempt so far may have taken effect (a 404 on delete means done then).
     may_have_acted: bool = False
+
+
+def _the_response(response: httpx2.Response, _call: _Call) -> httpx2.Response:
+    return response
 
 
 def _report_to(pacer: Pacer, status: int, retry_after: str | None) -> None:
