@@ -105,6 +105,32 @@ async def test_transport_hands_back_status_headers_and_body(answering: ScriptedS
     assert response.json()["token"] == "t0123456789abcdef"
 
 
+@pytest.mark.anyio
+async def test_transport_sends_each_requests_own_headers(answering: ScriptedServer) -> None:
+    # The transport keeps header sets decoded; a header a hook changes, or another body
+    # length, must still go out as the request has it.
+    async def tag(request: httpx2.Request) -> None:
+        request.headers["X-Tag"] = str(len(request.content))
+
+    transport = AiohttpTransport()
+    try:
+        async with httpx2.AsyncClient(
+            transport=transport, event_hooks={"request": [tag]}
+        ) as client:
+            for body in (b"a=1", b"a=1", b"a=12"):
+                await client.post(answering.url + "/anything", content=body)
+    finally:
+        await transport.aclose()
+    heads = [request.head for request in answering.requests]
+    assert [b"\r\nX-Tag: %d\r\n" % n in head for head, n in zip(heads, (3, 3, 4), strict=True)] == [
+        True
+    ] * 3
+    assert b"\r\nContent-Length: 4\r\n" in heads[2]
+    for number in range(100):
+        transport._headers_for([(b"X-N", b"%d" % number)])
+    assert len(transport._headers) <= 64
+
+
 @pytest.mark.parametrize("anyio_backend", ["asyncio", "trio"])
 @pytest.mark.anyio
 async def test_the_default_backend_is_an_httpx2_client_with_the_sdks_defaults(

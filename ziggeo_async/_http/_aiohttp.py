@@ -35,12 +35,13 @@ from typing import Final
 import aiohttp
 import httpx2
 import yarl
+from multidict import CIMultiDict, CIMultiDictProxy
 
 from .._core.defaults import MAX_RESPONSE_BYTES
 
 __all__ = ["AiohttpTransport"]
 
-_URL_CACHE_SIZE: Final = 64
+_URL_CACHE_SIZE: Final = 64  # URLs, and header sets, kept decoded
 
 
 class _FailedAfterSending(Exception):  # noqa: N818 - an internal carrier, not an error type
@@ -161,6 +162,7 @@ class AiohttpTransport(httpx2.AsyncBaseTransport):
         self._session: aiohttp.ClientSession | None = None
         self._timeouts: dict[tuple[float | None, ...], aiohttp.ClientTimeout] = {}
         self._urls: dict[str, yarl.URL] = {}
+        self._headers: dict[tuple[tuple[bytes, bytes], ...], CIMultiDictProxy[str]] = {}
 
     def __repr__(self) -> str:
         return f"<AiohttpTransport limit={self._limit}>"
@@ -193,6 +195,21 @@ class AiohttpTransport(httpx2.AsyncBaseTransport):
             parsed = self._urls[text] = yarl.URL(text, encoded=True)
         return parsed
 
+    def _headers_for(self, raw: list[tuple[bytes, bytes]]) -> CIMultiDictProxy[str]:
+        # Decoded once for each set of header lines (a batch sends one set per body
+        # length); read-only, so what aiohttp is handed cannot change under a later request.
+        key = tuple(raw)
+        headers = self._headers.get(key)
+        if headers is None:
+            if len(self._headers) >= _URL_CACHE_SIZE:
+                self._headers.clear()
+            headers = self._headers[key] = CIMultiDictProxy(
+                CIMultiDict(
+                    [(name.decode("latin-1"), value.decode("latin-1")) for name, value in raw]
+                )
+            )
+        return headers
+
     def _timeout_for(self, request: httpx2.Request) -> aiohttp.ClientTimeout:
         spec = request.extensions.get("timeout", {})
         connect, read, pool = spec.get("connect"), spec.get("read"), spec.get("pool")
@@ -215,10 +232,7 @@ class AiohttpTransport(httpx2.AsyncBaseTransport):
                 request.method,
                 self._url_for(request.url),
                 data=body or None,
-                headers=[
-                    (name.decode("latin-1"), value.decode("latin-1"))
-                    for name, value in request.headers.raw
-                ],
+                headers=self._headers_for(request.headers.raw),
                 allow_redirects=False,
                 timeout=self._timeout_for(request),
             )
