@@ -195,8 +195,8 @@ PORT_ECHO_SERVER = """
     ports = {"parent_before": port_of_a_create()}
 """
 
-FORK_PROGRAMS = {
-    "os.fork": """
+# A create in a forked child, whose answer becomes ports["child"].
+CREATE_IN_A_FORKED_CHILD = """
         read_end, write_end = os.pipe()
         child = os.fork()
         if child == 0:
@@ -213,7 +213,10 @@ FORK_PROGRAMS = {
             time.sleep(0.05)
         with os.fdopen(read_end) as answer:
             ports["child"] = json.loads(answer.read())
-    """,
+"""
+
+FORK_PROGRAMS = {
+    "os.fork": CREATE_IN_A_FORKED_CHILD,
     # A batch the parent was iterating: the child cannot go on with it (its task stayed
     # in the parent), says so, and closing it there neither hangs nor touches the parent's.
     "os.fork mid-batch": """
@@ -258,23 +261,8 @@ FORK_PROGRAMS = {
             return int(derived.authtokens.create(session_limit=1).token.removeprefix("port-"))
 
         ports["parent_before"] = port_of_a_create()
-        read_end, write_end = os.pipe()
-        child = os.fork()
-        if child == 0:
-            try:
-                os.write(write_end, json.dumps(port_of_a_create()).encode())
-            finally:
-                os._exit(0)
-        os.close(write_end)
-        deadline = time.monotonic() + 20
-        while os.waitpid(child, os.WNOHANG) == (0, 0):
-            if time.monotonic() > deadline:
-                os.kill(child, 9)
-                raise SystemExit("the forked child hung")
-            time.sleep(0.05)
-        with os.fdopen(read_end) as answer:
-            ports["child"] = json.loads(answer.read())
-    """,
+    """
+    + CREATE_IN_A_FORKED_CHILD,
     "multiprocessing fork pool": """
         import multiprocessing
 
