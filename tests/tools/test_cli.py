@@ -180,7 +180,11 @@ def test_half_the_credentials_is_bad_usage(
         (["fake", "serve", "--latency", "-1"], "--latency"),
         (["fake", "serve", "--latency", "soon"], "--latency"),
         (["fake", "serve", "--latency", "inf"], "--latency"),
-        (["authtokens", "create", "--session-limit", "9" * 5000], "--session-limit"),
+        # More digits than int() reads: the same one-line reason as any other bad count.
+        (
+            ["authtokens", "create", "--session-limit", "9" * 5000],
+            "--session-limit: expected a whole number >= 0",
+        ),
         (
             ["batch", "delete", "in.jsonl", "--out", "r.jsonl", "--max-per-second", "nan"],
             "per-second",

@@ -41,7 +41,8 @@ from .._core.defaults import MAX_RESPONSE_BYTES
 
 __all__ = ["AiohttpTransport"]
 
-_URL_CACHE_SIZE: Final = 64  # URLs, and header sets, kept decoded
+#: How many URLs, and how many header sets, a transport keeps decoded (a bound, not a leak).
+_CACHED_PER_TRANSPORT: Final = 64
 
 
 class _FailedAfterSending(Exception):  # noqa: N818 - an internal carrier, not an error type
@@ -190,7 +191,7 @@ class AiohttpTransport(httpx2.AsyncBaseTransport):
         text = str(url)
         parsed = self._urls.get(text)
         if parsed is None:
-            if len(self._urls) >= _URL_CACHE_SIZE:
+            if len(self._urls) >= _CACHED_PER_TRANSPORT:
                 self._urls.clear()
             parsed = self._urls[text] = yarl.URL(text, encoded=True)
         return parsed
@@ -201,7 +202,7 @@ class AiohttpTransport(httpx2.AsyncBaseTransport):
         key = tuple(raw)
         headers = self._headers.get(key)
         if headers is None:
-            if len(self._headers) >= _URL_CACHE_SIZE:
+            if len(self._headers) >= _CACHED_PER_TRANSPORT:
                 self._headers.clear()
             headers = self._headers[key] = CIMultiDictProxy(
                 CIMultiDict(

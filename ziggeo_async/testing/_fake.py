@@ -543,8 +543,9 @@ class FakeZiggeo:
             token = self._resolve(token_or_key)
             if token is None:
                 return _NOT_FOUND
-            self._store[token].update(fields)
-            return _json(200, self._store[token])
+            record = self._store[token]
+            record.update(fields)
+            return _json(200, record)
 
     def _delete(self, token_or_key: str) -> FakeResponse:
         with self._lock:
