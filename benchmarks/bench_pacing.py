@@ -47,11 +47,11 @@ async def batch(items: int, per_second: float, burst: int) -> tuple[int, int, fl
 
 
 def pacer_off() -> None:
-    async def no_turn(_self: object) -> None:
-        return None
+    async def no_turn(_self: object) -> int:
+        return 0
 
     pacer_module.Pacer.take_turn = no_turn  # type: ignore[method-assign]
-    pacer_module.Pacer.throttled = lambda _self, _retry_after: None  # type: ignore[method-assign]
+    pacer_module.Pacer.throttled = lambda _self, _retry_after, _turn: None  # type: ignore[method-assign]
     pacer_module.Pacer.succeeded = lambda _self: None  # type: ignore[method-assign]
 
 

@@ -3,6 +3,7 @@ tracing, from_env. Every async test runs on asyncio and trio."""
 
 from __future__ import annotations
 
+import itertools
 import logging
 import subprocess
 import sys
@@ -30,7 +31,7 @@ from ziggeo_async import (
     SyncZiggeo,
     ValidationError,
 )
-from ziggeo_async._request.pacer import Pacer
+from ziggeo_async._request.pacer import _RAMP_SECONDS, Pacer
 from ziggeo_async.testing import FakeZiggeo
 
 pytestmark = pytest.mark.anyio
@@ -471,46 +472,142 @@ class TestPacingOnAMockClock:
         return "trio", {"clock": MockClock(autojump_threshold=0)}
 
     @pytest.mark.parametrize("latency", [0.0, 0.005, 0.05])
+    @pytest.mark.parametrize("starts_at", [0.0, 1.0], ids=["clock at 0", "clock at 1 s"])
     async def test_a_rate_limited_batch_paces_itself_and_every_item_succeeds(
-        self, latency: float
+        self, latency: float, starts_at: float
     ) -> None:
-        """Every item made, and few 429s past the first wave. (The 2,000-item run against
-        200/s, wall time included, is benchmarks/bench_pacing.py.)"""
+        """Every item made, few 429s past the first wave, and near the ideal time. (The
+        2,000-item run against 200/s, wall time included, is benchmarks/bench_pacing.py.)
+
+        With no latency the fake refuses the first wave at the instant it arrives, so the
+        first throttle comes before the pacer could measure anything: the pace used to
+        restart from 1 request a second, and the batch took 71 s instead of 2."""
+        await anyio.sleep(starts_at)
         fake = FakeZiggeo()
         fake.rate_limit(per_second=400, burst=10)
         fake.latency = latency
         client = fake_client(fake)
         made = 0
         concurrency = 64
+        started = anyio.current_time()
         work = ({"session_limit": n} for n in range(800))
         async with client.authtokens.create_many(work, concurrency=concurrency) as results:
             async for result in results:
                 assert result.ok, result.error
                 made += 1
+        took = anyio.current_time() - started  # virtual time: the same on any machine
         assert made == len(fake.tokens) == 800
         throttled = sum(1 for request in fake.requests if request.status == 429)
         # The first wave goes out before any answer can slow it: all but the burst of it
         # may be refused. Unpaced, most of the rest would be too (bench_pacing: 90 %).
         first_wave = concurrency - 10
         assert throttled - first_wave <= 0.05 * len(fake.requests), throttled
+        ideal = 800 / 400
+        assert took <= 1.5 * ideal, took
 
     async def test_the_first_cut_is_nine_tenths_of_the_rate_achieved_since_the_first_turn(
         self,
     ) -> None:
         """Unthrottled turns read no clock, but the first one's time is kept: the first
-        throttle measures what got through from then (without it, the pace would halve
-        from nothing, to 1 request a second). The first turn comes after t=0, as on a
-        real clock: the pacer reads a first turn at exactly 0 as none."""
+        throttle measures what got through from then (without it, the pace would be
+        worked out from nothing)."""
         pacer = Pacer()
         await anyio.sleep(1.0)
         await pacer.take_turn()
         await anyio.sleep(1.0)
         for _ in range(100):
-            await pacer.take_turn()
+            turn = await pacer.take_turn()
             pacer.succeeded()
         await anyio.sleep(1.0)
-        pacer.throttled(retry_after=None)
+        pacer.throttled(retry_after=None, turn=turn)
         assert pacer.rate == pytest.approx(0.9 * 100 / 2.0)  # 100 successes in 2 s, cut to 90 %
+
+    async def test_a_first_throttle_in_the_first_wave_ramps_the_pace_up_from_the_burst(
+        self,
+    ) -> None:
+        """Successes counted a moment after the first turn are the server's burst, not
+        its rate: the pace starts from them spread over the ramp's time, and doubles as
+        successes keep up with it, instead of being cut from the burst's rate."""
+        pacer = Pacer()
+        for _ in range(10):
+            turn = await pacer.take_turn()
+            pacer.succeeded()
+        await anyio.sleep(0.01)
+        pacer.throttled(retry_after=None, turn=turn)
+        start = 10 / _RAMP_SECONDS
+        assert pacer.rate == pytest.approx(start)
+        # One success adds 1/_RAMP_SECONDS a second; the pace at most doubles per success.
+        turn = await pacer.take_turn()
+        pacer.succeeded()
+        assert pacer.rate == pytest.approx(start + 1 / _RAMP_SECONDS)
+        while pacer.rate < 4 * start:
+            turn = await pacer.take_turn()
+            pacer.succeeded()
+        # The throttle that ends the ramp cuts the pace, and it grows slowly from there.
+        before = pacer.rate
+        pacer.throttled(retry_after=None, turn=turn)
+        assert before * 0.5 <= pacer.rate <= before * 0.9
+        after = pacer.rate
+        await anyio.sleep(1.0)
+        await pacer.take_turn()
+        pacer.succeeded()
+        assert pacer.rate == pytest.approx(after + max(1.0, after * 0.05) * 1.0)
+
+    async def test_throttles_of_turns_booked_before_a_cut_cut_nothing_more(self) -> None:
+        """Answers to requests that left before a cut tell of the overshoot it answered."""
+        pacer = Pacer(ceiling=100)
+        old_turn = await pacer.take_turn()
+        await anyio.sleep(1.0)
+        pacer.throttled(retry_after=None, turn=old_turn)
+        cut_once = pacer.rate
+        assert cut_once is not None
+        assert cut_once < 100
+        for _ in range(20):
+            pacer.throttled(retry_after=None, turn=old_turn)
+        assert pacer.rate == cut_once
+        new_turn = await pacer.take_turn()
+        await anyio.sleep(1.0)
+        pacer.throttled(retry_after=None, turn=new_turn)
+        assert pacer.rate < cut_once
+
+    async def test_turns_waiting_at_the_old_pace_are_booked_again_at_the_new_one(self) -> None:
+        """A cut spaces the turns that were already waiting at the new pace, and a pace
+        that grows brings forward turns that were too far off to book."""
+        pacer = Pacer(ceiling=1000)
+        sent: list[float] = []
+
+        async def worker() -> None:
+            await pacer.take_turn()
+            sent.append(anyio.current_time())
+
+        async with anyio.create_task_group() as workers:
+            for _ in range(5):
+                workers.start_soon(worker)
+            # Half a millisecond on: the workers have booked their turns 1 ms apart (at
+            # 1,000 a second), and the first has gone.
+            await anyio.sleep(0.0005)
+            assert len(sent) == 1  # the first went at once; four wait
+            pacer.throttled(retry_after=None, turn=0)
+        # The cut (nothing got through, so to half) came while four turns waited: they went
+        # out at 500 a second, the first of them one interval after the cut, 2 ms apart,
+        # not at the 1 ms they were booked at.
+        gaps = [later - earlier for earlier, later in itertools.pairwise(sent)]
+        assert gaps == pytest.approx([0.0005 + 1 / 500] + [1 / 500] * 3)
+
+        slow = Pacer(ceiling=1000)
+        slow.rate = 1.0  # as after cuts to the floor; ten turns would take 10 s at this pace
+        started = anyio.current_time()
+        async with anyio.create_task_group() as workers:
+
+            async def succeeding_worker() -> None:
+                await slow.take_turn()
+                slow.succeeded()
+
+            for _ in range(10):
+                workers.start_soon(succeeding_worker)
+        # Each success adds at least a request a second per second of growth, and the
+        # turns not booked yet come at the grown pace: far sooner than 10 s.
+        assert anyio.current_time() - started < 5
 
 
 async def test_max_per_second_is_the_ceiling_of_the_pace() -> None:

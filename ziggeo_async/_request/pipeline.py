@@ -209,7 +209,7 @@ class RequestPipeline:
             attempt = call.attempts
             pacer = CURRENT_PACER.get()
             if pacer is not None:  # a batch's worker: every attempt takes the batch's turn
-                await pacer.take_turn()
+                turn = await pacer.take_turn()
             started = time.perf_counter()
             try:
                 response = await self._connection().send(
@@ -248,7 +248,7 @@ class RequestPipeline:
                     None if status in SUCCESS_STATUSES else response.headers.get("retry-after")
                 )
                 if pacer is not None:
-                    _report_to(pacer, status, retry_after)
+                    _report_to(pacer, turn, status, retry_after)
                 decision = self._policy.decide(
                     operation,
                     attempt=attempt,
@@ -400,9 +400,9 @@ def _the_response(response: httpx2.Response, _call: _Call) -> httpx2.Response:
     return response
 
 
-def _report_to(pacer: Pacer, status: int, retry_after: str | None) -> None:
+def _report_to(pacer: Pacer, turn: int, status: int, retry_after: str | None) -> None:
     if status == _TOO_MANY_REQUESTS or (status == _UNAVAILABLE and retry_after is not None):
-        pacer.throttled(parse_retry_after(retry_after))
+        pacer.throttled(parse_retry_after(retry_after), turn)
     elif status in SUCCESS_STATUSES:
         pacer.succeeded()
 
