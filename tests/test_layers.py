@@ -8,8 +8,12 @@ no chain of imports comes back to where it started.
 from __future__ import annotations
 
 import ast
+import re
+import sys
 from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "ziggeo_async"
 
@@ -105,3 +109,76 @@ def test_no_chain_of_imports_comes_back_to_where_it_started() -> None:
 def test_every_layer_has_modules_and_every_module_a_layer() -> None:
     ranks = {_layer(module) for module in _graph()}
     assert ranks == set(range(len(LAYERS)))
+
+
+# -- what the package imports when it runs -------------------------------------------------
+
+#: Distributions whose import name differs from their name (none so far but these).
+_IMPORT_NAMES = {"opentelemetry-api": "opentelemetry"}
+#: Modules that may import an extra at module level: each is imported only where the
+#: extra is in use (the aiohttp transport for http_backend="aiohttp"; the pytest plugin
+#: by pytest). Everywhere else an extra is imported inside the function that needs it.
+_EXTRA_AT_MODULE_LEVEL = {
+    "ziggeo_async._http._aiohttp": "fast",
+    "ziggeo_async.testing.pytest_plugin": "pytest",
+}
+
+
+def _declared() -> dict[str, set[str]]:
+    """The import names of pyproject.toml's dependencies (``""``), and of each extra's."""
+    # The check reads the source, so the Pythons with tomllib (3.11 on) are enough for it.
+    tomllib = pytest.importorskip("tomllib")
+    project = tomllib.loads((PACKAGE.parent / "pyproject.toml").read_text())["project"]
+
+    def import_names(requirements: list[str]) -> set[str]:
+        names = set()
+        for requirement in requirements:
+            name = re.match(r"[A-Za-z0-9._-]+", requirement)
+            assert name is not None
+            distribution = name.group(0).lower()
+            names.add(_IMPORT_NAMES.get(distribution, distribution.replace("-", "_")))
+        return names
+
+    declared = {"": import_names(project["dependencies"]), "pytest": {"pytest"}}
+    for extra, requirements in project["optional-dependencies"].items():
+        declared[extra] = import_names(requirements)
+    return declared
+
+
+def _run_time_imports(tree: ast.Module) -> Iterator[str]:
+    """Top-level names imported when the module is imported: module level, ``try`` and
+    ``if`` bodies included, ``if TYPE_CHECKING:`` and function bodies not."""
+
+    def walk(body: list[ast.stmt]) -> Iterator[str]:
+        for node in body:
+            if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+                continue
+            if isinstance(node, ast.Import):
+                yield from (alias.name.partition(".")[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+                yield node.module.partition(".")[0]
+            elif isinstance(node, (ast.If, ast.Try)):
+                yield from walk(node.body)
+                yield from walk(node.orelse)
+                for handler in getattr(node, "handlers", []):
+                    yield from walk(handler.body)
+
+    yield from walk(tree.body)
+
+
+def test_the_package_imports_at_run_time_only_what_it_declares() -> None:
+    """``pip install ziggeo-async`` brings the dependencies pyproject.toml names and what
+    they happen to need: a module that imports anything else works only while some
+    dependency still pulls it in (typing_extensions, say, which anyio needs only on older
+    Pythons)."""
+    declared = _declared()
+    undeclared = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        module = _module_name(path)
+        allowed = declared[""] | declared.get(_EXTRA_AT_MODULE_LEVEL.get(module, ""), set())
+        undeclared.extend(
+            f"{module} imports {name}"
+            for name in _run_time_imports(ast.parse(path.read_text(), str(path)))
+            if name not in sys.stdlib_module_names | {"ziggeo_async"} | allowed
+        )
+    assert undeclared == []

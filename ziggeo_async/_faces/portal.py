@@ -33,7 +33,6 @@ from typing import TYPE_CHECKING, Any, Final, Generic, ParamSpec, Protocol, Type
 import anyio
 import attrs
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
-from typing_extensions import Self
 
 from .._core.errors import BlockingCallError, ClientClosedError
 from .._core.loops import running_async_library
@@ -41,6 +40,7 @@ from .client import credentials_from_env
 
 if TYPE_CHECKING:
     import httpx2
+    from typing_extensions import Self  # typing has it from 3.11; not a dependency
 
     from .._request.retry import RetryPolicy
 
