@@ -113,9 +113,7 @@ class _Drop:
 
 
 class _BadRequest(Exception):  # noqa: N818 - a control-flow signal, not an error for users
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
+    pass
 
 
 def _text(status: int, message: str, *extra: tuple[str, str]) -> FakeResponse:
@@ -455,7 +453,7 @@ class FakeZiggeo:
             pairs = self._form_pairs(headers, body)
             return self._route(method.upper(), segment, query, pairs)
         except _BadRequest as error:
-            return _text(400, error.message)
+            return _text(400, str(error))
         except UnicodeDecodeError:
             return _text(400, "the path is not valid UTF-8")
 
