@@ -496,11 +496,7 @@ class FakeZiggeo:
     @staticmethod
     def _method_override(method: str, query: str, pairs: list[tuple[str, str]]) -> str | None:
         # The official Python SDK deletes with POST ...?_method=DELETE.
-        try:
-            query_pairs = parse_qsl(query, keep_blank_values=True)
-        except ValueError:  # pragma: no cover - parse_qsl is lenient without strict_parsing
-            query_pairs = []
-        for name, value in (*query_pairs, *pairs):
+        for name, value in (*parse_qsl(query, keep_blank_values=True), *pairs):
             if name == "_method":
                 if method != "POST" or value.upper() != "DELETE":
                     raise _BadRequest("_method: only POST with _method=DELETE is understood")
