@@ -170,13 +170,6 @@ def _decode_value(name: str, text: str) -> Any:
     return text
 
 
-def _parse_form(body: bytes) -> list[tuple[str, str]]:
-    try:
-        return parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=bool(body))
-    except (UnicodeDecodeError, ValueError):
-        raise _BadRequest("the body is not a form (application/x-www-form-urlencoded)") from None
-
-
 def _decode_form(pairs: list[tuple[str, str]], allowed: frozenset[str]) -> dict[str, Any]:
     fields: dict[str, Any] = {}
     for name, text in pairs:
@@ -491,7 +484,10 @@ class FakeZiggeo:
         content_type = (_header(headers, "content-type") or "").partition(";")[0].strip()
         if content_type.lower() != _FORM_TYPE:
             raise _BadRequest(f"the body must be {_FORM_TYPE}, got {content_type or 'no type'}")
-        return _parse_form(body)
+        try:
+            return parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=True)
+        except (UnicodeDecodeError, ValueError):
+            raise _BadRequest(f"the body is not a form ({_FORM_TYPE})") from None
 
     @staticmethod
     def _method_override(method: str, query: str, pairs: list[tuple[str, str]]) -> str | None:
