@@ -57,8 +57,6 @@ class PlannedDrop(Exception):  # noqa: N818 - a signal to the adapters, not an e
 INSPECT_TOKENS: Final = "/_fake/tokens"
 INSPECT_REQUESTS: Final = "/_fake/requests"
 
-_BOOL_FIELDS: Final = frozenset(FLAG_ARGUMENTS)
-_INT_FIELDS: Final = frozenset(COUNT_ARGUMENTS)
 # `key` is not documented for create; the fake accepts it there as the way to give a token a key.
 _CREATE_FIELDS: Final = frozenset((*ARGUMENT_NAMES, "key"))
 _UPDATE_FIELDS: Final = frozenset(ARGUMENT_NAMES)
@@ -147,11 +145,11 @@ def _depth_beyond(value: object, limit: int) -> bool:
 
 
 def _decode_value(name: str, text: str) -> Any:
-    if name in _BOOL_FIELDS:
+    if name in FLAG_ARGUMENTS:
         if text not in ("true", "false"):
             raise _BadRequest(f"{name}: expected true or false, got {text!r:.40}")
         return text == "true"
-    if name in _INT_FIELDS:
+    if name in COUNT_ARGUMENTS:
         if not _DIGITS.fullmatch(text):
             raise _BadRequest(f"{name}: expected a whole number, got {text!r:.40}")
         return int(text)
