@@ -57,8 +57,6 @@ class PlannedDrop(Exception):  # noqa: N818 - a signal to the adapters, not an e
 INSPECT_TOKENS: Final = "/_fake/tokens"
 INSPECT_REQUESTS: Final = "/_fake/requests"
 
-_BOOL_FIELDS: Final = frozenset(FLAG_ARGUMENTS)
-_INT_FIELDS: Final = frozenset(COUNT_ARGUMENTS)
 # `key` is not documented for create; the fake accepts it there as the way to give a token a key.
 _CREATE_FIELDS: Final = frozenset((*ARGUMENT_NAMES, "key"))
 _UPDATE_FIELDS: Final = frozenset(ARGUMENT_NAMES)
@@ -113,9 +111,7 @@ class _Drop:
 
 
 class _BadRequest(Exception):  # noqa: N818 - a control-flow signal, not an error for users
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
+    pass
 
 
 def _text(status: int, message: str, *extra: tuple[str, str]) -> FakeResponse:
@@ -149,11 +145,11 @@ def _depth_beyond(value: object, limit: int) -> bool:
 
 
 def _decode_value(name: str, text: str) -> Any:
-    if name in _BOOL_FIELDS:
+    if name in FLAG_ARGUMENTS:
         if text not in ("true", "false"):
             raise _BadRequest(f"{name}: expected true or false, got {text!r:.40}")
         return text == "true"
-    if name in _INT_FIELDS:
+    if name in COUNT_ARGUMENTS:
         if not _DIGITS.fullmatch(text):
             raise _BadRequest(f"{name}: expected a whole number, got {text!r:.40}")
         return int(text)
@@ -170,13 +166,6 @@ def _decode_value(name: str, text: str) -> Any:
     if not text:  # key
         raise _BadRequest(f"{name}: must not be empty")
     return text
-
-
-def _parse_form(body: bytes) -> list[tuple[str, str]]:
-    try:
-        return parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=bool(body))
-    except (UnicodeDecodeError, ValueError):
-        raise _BadRequest("the body is not a form (application/x-www-form-urlencoded)") from None
 
 
 def _decode_form(pairs: list[tuple[str, str]], allowed: frozenset[str]) -> dict[str, Any]:
@@ -455,7 +444,7 @@ class FakeZiggeo:
             pairs = self._form_pairs(headers, body)
             return self._route(method.upper(), segment, query, pairs)
         except _BadRequest as error:
-            return _text(400, error.message)
+            return _text(400, str(error))
         except UnicodeDecodeError:
             return _text(400, "the path is not valid UTF-8")
 
@@ -493,16 +482,15 @@ class FakeZiggeo:
         content_type = (_header(headers, "content-type") or "").partition(";")[0].strip()
         if content_type.lower() != _FORM_TYPE:
             raise _BadRequest(f"the body must be {_FORM_TYPE}, got {content_type or 'no type'}")
-        return _parse_form(body)
+        try:
+            return parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=True)
+        except (UnicodeDecodeError, ValueError):
+            raise _BadRequest(f"the body is not a form ({_FORM_TYPE})") from None
 
     @staticmethod
     def _method_override(method: str, query: str, pairs: list[tuple[str, str]]) -> str | None:
         # The official Python SDK deletes with POST ...?_method=DELETE.
-        try:
-            query_pairs = parse_qsl(query, keep_blank_values=True)
-        except ValueError:  # pragma: no cover - parse_qsl is lenient without strict_parsing
-            query_pairs = []
-        for name, value in (*query_pairs, *pairs):
+        for name, value in (*parse_qsl(query, keep_blank_values=True), *pairs):
             if name == "_method":
                 if method != "POST" or value.upper() != "DELETE":
                     raise _BadRequest("_method: only POST with _method=DELETE is understood")
