@@ -100,18 +100,16 @@ class ClientTokenCipher:
     def __reduce__(self) -> Any:
         raise TypeError("ClientTokenCipher holds a secret and does not pickle")
 
-    def _encrypt_padded(self, padded: bytes, iv: bytes) -> bytes:
-        """AES-CBC of whole blocks under ``iv``, on the shared encryptor."""
+    def encrypt(self, plaintext: bytes, iv: str) -> str:
+        """Encrypt ``plaintext`` under ``iv`` (16 hex characters), on the shared encryptor;
+        returns the token text."""
+        padded = plaintext + _PADDING[len(plaintext) % _BLOCK]
+        iv_block = iv.encode("ascii")
         with self._lock:
-            bridge = int.from_bytes(self._decryptor.update(iv), "big") ^ self._chain
+            bridge = int.from_bytes(self._decryptor.update(iv_block), "big") ^ self._chain
             ciphertext = self._encryptor.update(bridge.to_bytes(_BLOCK, "big") + padded)
             self._chain = int.from_bytes(ciphertext[-_BLOCK:], "big")
-        return ciphertext[_BLOCK:]
-
-    def encrypt(self, plaintext: bytes, iv: bytes) -> str:
-        """Encrypt ``plaintext`` under the 16-byte ASCII ``iv``; returns the token text."""
-        padded = plaintext + _PADDING[len(plaintext) % _BLOCK]
-        return iv.decode("ascii") + self._encrypt_padded(padded, iv).hex()
+        return iv + ciphertext[_BLOCK:].hex()
 
     def payload_head(self, normalized_arguments: Mapping[str, Any]) -> bytes:
         """The payload up to the nonce's digits; ASCII-only JSON, as json.dumps writes it."""
@@ -126,8 +124,7 @@ class ClientTokenCipher:
         iv = random[:_IV_BYTES].hex()
         # The nonce: Unix seconds, then a random integer below 2**63 (as the official SDK).
         plaintext = b'%s%s%d"}' % (head, seconds, int.from_bytes(random[_IV_BYTES:], "big") >> 1)
-        padded = plaintext + _PADDING[len(plaintext) % _BLOCK]
-        return iv + self._encrypt_padded(padded, iv.encode("ascii")).hex()
+        return self.encrypt(plaintext, iv)
 
     def generate(self, normalized_arguments: Mapping[str, Any]) -> str:
         """A fresh token for arguments already checked by ``normalize_arguments``."""
