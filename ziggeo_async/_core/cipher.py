@@ -9,6 +9,7 @@ and has no MAC: see docs on security before relying on its integrity.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -144,39 +145,16 @@ class ClientTokenCipher:
             for head, offset in zip(heads, range(0, step * count, step), strict=True)
         ]
 
-    def _plaintext(self, token: object) -> bytes | None:
-        """The unpadded plaintext of ``token``, or ``None`` whatever is wrong with it."""
-        if not isinstance(token, str) or not _TOKEN_SHAPE.fullmatch(token):
-            return None
-        iv = token[:_IV_CHARS].encode("ascii")
-        decryptor = Cipher(self._algorithm, modes.CBC(iv)).decryptor()
-        padded = decryptor.update(bytes.fromhex(token[_IV_CHARS:])) + decryptor.finalize()
-        size = padded[-1]
-        if not 1 <= size <= _BLOCK or padded[-size:] != bytes([size]) * size:
-            return None
-        return padded[:-size]
-
-    def _payload(self, token: object) -> dict[str, Any] | None:
-        """The JSON object ``token`` holds for this application, or ``None``."""
-        plaintext = self._plaintext(token)
-        if plaintext is None:
-            return None
-        try:
-            payload = json.loads(plaintext.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
-            return None
-        if not isinstance(payload, dict):
-            return None
-        if payload.get("application_token") != self._application_token:
-            return None
-        return payload
-
     def decrypt(self, token: str) -> bytes:
         """The padded-and-checked plaintext bytes of ``token``."""
-        plaintext = self._plaintext(token)
-        if plaintext is None:
-            raise ValidationError("token", NOT_A_CLIENT_TOKEN)
-        return plaintext
+        if isinstance(token, str) and _TOKEN_SHAPE.fullmatch(token):
+            iv = token[:_IV_CHARS].encode("ascii")
+            decryptor = Cipher(self._algorithm, modes.CBC(iv)).decryptor()
+            padded = decryptor.update(bytes.fromhex(token[_IV_CHARS:])) + decryptor.finalize()
+            size = padded[-1]
+            if 1 <= size <= _BLOCK and padded[-size:] == bytes([size]) * size:
+                return padded[:-size]
+        raise ValidationError("token", NOT_A_CLIENT_TOKEN)
 
     def decode(self, token: str) -> dict[str, Any]:
         """The JSON payload of ``token``, an object naming this application.
@@ -187,8 +165,14 @@ class ClientTokenCipher:
         time taken still differs by the failure; do not expose it to untrusted callers
         as a service that answers fast.
         """
-        payload = self._payload(token)
+        plaintext = self.decrypt(token)
+        payload: object = None
+        with contextlib.suppress(UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+            payload = json.loads(plaintext.decode("utf-8"))
         # Raised here, outside every except block, so no failure leaves a __context__.
-        if payload is None:
+        if (
+            not isinstance(payload, dict)
+            or payload.get("application_token") != self._application_token
+        ):
             raise ValidationError("token", NOT_A_CLIENT_TOKEN)
         return payload
