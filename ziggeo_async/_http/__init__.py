@@ -158,11 +158,6 @@ def aiohttp_installed() -> bool:
     return importlib.util.find_spec("aiohttp") is not None
 
 
-def _family_of(response: Any) -> ModuleType:
-    """The httpx family a response object comes from (``httpx2`` or legacy ``httpx``)."""
-    return sys.modules[type(response).__module__.partition(".")[0]]
-
-
 class HTTPConnection:
     """An httpx-family ``AsyncClient`` the SDK sends through; closed by us only if ``owned``.
 
@@ -320,7 +315,8 @@ async def _read_capped(response: Any) -> Any:
     finally:
         # Closing a response whose body was not read to its end closes its connection.
         await response.aclose()
-    family = _family_of(response)
+    # The httpx family the response comes from (``httpx2`` or legacy ``httpx``).
+    family = sys.modules[type(response).__module__.partition(".")[0]]
     if codings:
         await _check_inflated_size(family, response, bytes(raw))
     whole = type(response)(
