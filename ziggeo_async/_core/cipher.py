@@ -9,6 +9,7 @@ and has no MAC: see docs on security before relying on its integrity.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -100,18 +101,16 @@ class ClientTokenCipher:
     def __reduce__(self) -> Any:
         raise TypeError("ClientTokenCipher holds a secret and does not pickle")
 
-    def _encrypt_padded(self, padded: bytes, iv: bytes) -> bytes:
-        """AES-CBC of whole blocks under ``iv``, on the shared encryptor."""
+    def encrypt(self, plaintext: bytes, iv: str) -> str:
+        """Encrypt ``plaintext`` under ``iv`` (16 hex characters), on the shared encryptor;
+        returns the token text."""
+        padded = plaintext + _PADDING[len(plaintext) % _BLOCK]
+        iv_block = iv.encode("ascii")
         with self._lock:
-            bridge = int.from_bytes(self._decryptor.update(iv), "big") ^ self._chain
+            bridge = int.from_bytes(self._decryptor.update(iv_block), "big") ^ self._chain
             ciphertext = self._encryptor.update(bridge.to_bytes(_BLOCK, "big") + padded)
             self._chain = int.from_bytes(ciphertext[-_BLOCK:], "big")
-        return ciphertext[_BLOCK:]
-
-    def encrypt(self, plaintext: bytes, iv: bytes) -> str:
-        """Encrypt ``plaintext`` under the 16-byte ASCII ``iv``; returns the token text."""
-        padded = plaintext + _PADDING[len(plaintext) % _BLOCK]
-        return iv.decode("ascii") + self._encrypt_padded(padded, iv).hex()
+        return iv + ciphertext[_BLOCK:].hex()
 
     def payload_head(self, normalized_arguments: Mapping[str, Any]) -> bytes:
         """The payload up to the nonce's digits; ASCII-only JSON, as json.dumps writes it."""
@@ -126,8 +125,7 @@ class ClientTokenCipher:
         iv = random[:_IV_BYTES].hex()
         # The nonce: Unix seconds, then a random integer below 2**63 (as the official SDK).
         plaintext = b'%s%s%d"}' % (head, seconds, int.from_bytes(random[_IV_BYTES:], "big") >> 1)
-        padded = plaintext + _PADDING[len(plaintext) % _BLOCK]
-        return iv + self._encrypt_padded(padded, iv.encode("ascii")).hex()
+        return self.encrypt(plaintext, iv)
 
     def generate(self, normalized_arguments: Mapping[str, Any]) -> str:
         """A fresh token for arguments already checked by ``normalize_arguments``."""
@@ -147,39 +145,16 @@ class ClientTokenCipher:
             for head, offset in zip(heads, range(0, step * count, step), strict=True)
         ]
 
-    def _plaintext(self, token: object) -> bytes | None:
-        """The unpadded plaintext of ``token``, or ``None`` whatever is wrong with it."""
-        if not isinstance(token, str) or not _TOKEN_SHAPE.fullmatch(token):
-            return None
-        iv = token[:_IV_CHARS].encode("ascii")
-        decryptor = Cipher(self._algorithm, modes.CBC(iv)).decryptor()
-        padded = decryptor.update(bytes.fromhex(token[_IV_CHARS:])) + decryptor.finalize()
-        size = padded[-1]
-        if not 1 <= size <= _BLOCK or padded[-size:] != bytes([size]) * size:
-            return None
-        return padded[:-size]
-
-    def _payload(self, token: object) -> dict[str, Any] | None:
-        """The JSON object ``token`` holds for this application, or ``None``."""
-        plaintext = self._plaintext(token)
-        if plaintext is None:
-            return None
-        try:
-            payload = json.loads(plaintext.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
-            return None
-        if not isinstance(payload, dict):
-            return None
-        if payload.get("application_token") != self._application_token:
-            return None
-        return payload
-
     def decrypt(self, token: str) -> bytes:
         """The padded-and-checked plaintext bytes of ``token``."""
-        plaintext = self._plaintext(token)
-        if plaintext is None:
-            raise ValidationError("token", NOT_A_CLIENT_TOKEN)
-        return plaintext
+        if isinstance(token, str) and _TOKEN_SHAPE.fullmatch(token):
+            iv = token[:_IV_CHARS].encode("ascii")
+            decryptor = Cipher(self._algorithm, modes.CBC(iv)).decryptor()
+            padded = decryptor.update(bytes.fromhex(token[_IV_CHARS:])) + decryptor.finalize()
+            size = padded[-1]
+            if 1 <= size <= _BLOCK and padded[-size:] == bytes([size]) * size:
+                return padded[:-size]
+        raise ValidationError("token", NOT_A_CLIENT_TOKEN)
 
     def decode(self, token: str) -> dict[str, Any]:
         """The JSON payload of ``token``, an object naming this application.
@@ -190,8 +165,14 @@ class ClientTokenCipher:
         time taken still differs by the failure; do not expose it to untrusted callers
         as a service that answers fast.
         """
-        payload = self._payload(token)
+        plaintext = self.decrypt(token)
+        payload: object = None
+        with contextlib.suppress(UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+            payload = json.loads(plaintext.decode("utf-8"))
         # Raised here, outside every except block, so no failure leaves a __context__.
-        if payload is None:
+        if (
+            not isinstance(payload, dict)
+            or payload.get("application_token") != self._application_token
+        ):
             raise ValidationError("token", NOT_A_CLIENT_TOKEN)
         return payload

@@ -44,7 +44,6 @@ REDACTED: Final = "[credentials removed]"
 # failed match backtracks over a few characters per gap, never without end.
 _SEPARATOR: Final = r"(?:[ \t]*(?:\r\n|\r|\n)[ \t]*|\x00{1,3})?"
 _HTML_NAMED: Final = {"&": "amp", "<": "lt", ">": "gt", '"': "quot", "'": "apos"}
-_HEX_DIGITS: Final = frozenset("0123456789abcdefABCDEF")
 
 
 def credential_texts(authorization: str) -> tuple[str, ...]:
@@ -66,8 +65,7 @@ def credential_texts(authorization: str) -> tuple[str, ...]:
 def _hex(value: int, width: int) -> str:
     """``value`` as ``width`` hex digits, matching either case."""
     return "".join(
-        f"[{digit.lower()}{digit.upper()}]" if digit in _HEX_DIGITS and digit.isalpha() else digit
-        for digit in f"{value:0{width}x}"
+        f"[{digit}{digit.upper()}]" if digit.isalpha() else digit for digit in f"{value:0{width}x}"
     )
 
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import importlib.util
 import os
 import ssl
@@ -155,11 +156,6 @@ def client_timeout(value: object, refuse: Refusal) -> httpx2.Timeout:
 
 def aiohttp_installed() -> bool:
     return importlib.util.find_spec("aiohttp") is not None
-
-
-def _family_of(response: Any) -> ModuleType:
-    """The httpx family a response object comes from (``httpx2`` or legacy ``httpx``)."""
-    return sys.modules[type(response).__module__.partition(".")[0]]
 
 
 class HTTPConnection:
@@ -319,7 +315,8 @@ async def _read_capped(response: Any) -> Any:
     finally:
         # Closing a response whose body was not read to its end closes its connection.
         await response.aclose()
-    family = _family_of(response)
+    # The httpx family the response comes from (``httpx2`` or legacy ``httpx``).
+    family = sys.modules[type(response).__module__.partition(".")[0]]
     if codings:
         await _check_inflated_size(family, response, bytes(raw))
     whole = type(response)(
@@ -350,7 +347,8 @@ async def _check_inflated_size(family: ModuleType, response: Any, raw: bytes) ->
 
 
 class _Pieces:
-    """An async iterator over ``body`` in ``_DECODE_PIECE_BYTES`` pieces.
+    """An async iterator over ``body`` in ``_DECODE_PIECE_BYTES`` pieces; mixed into a
+    family's ``AsyncByteStream`` (``_pieces_stream``), a stream that is its own iterator.
 
     Not an async generator: one left early needs no closing, so the garbage collector
     finds nothing to finalise (httpx 0.28 does not close the iterators it is given).
@@ -371,25 +369,10 @@ class _Pieces:
         return self._body[start : self._start]
 
 
-_PIECE_STREAMS: dict[str, type[Any]] = {}
-
-
+@functools.cache
 def _pieces_stream(family: ModuleType) -> type[Any]:
     """A byte stream class of ``family`` that yields a body in small pieces."""
-    stream_class = _PIECE_STREAMS.get(family.__name__)
-    if stream_class is None:
-
-        def init(self: Any, body: bytes) -> None:
-            self.body = body
-
-        def iterate(self: Any) -> _Pieces:
-            return _Pieces(self.body)
-
-        stream_class = type(
-            "PieceStream", (family.AsyncByteStream,), {"__init__": init, "__aiter__": iterate}
-        )
-        _PIECE_STREAMS[family.__name__] = stream_class
-    return stream_class
+    return type("PieceStream", (_Pieces, family.AsyncByteStream), {})
 
 
 _TRUST_VARIABLES: Final = ("SSL_CERT_FILE", "SSL_CERT_DIR")

@@ -87,24 +87,22 @@ def _mapped(error: BaseException, request: httpx2.Request) -> httpx2.TransportEr
     if isinstance(error, _FailedAfterSending):
         error = error.cause
     message = _safe_message(error)
-    mapped: httpx2.TransportError
     if isinstance(error, aiohttp.ConnectionTimeoutError):
-        mapped = httpx2.ConnectTimeout(message, request=request)
-    elif isinstance(error, aiohttp.ClientConnectorError):
-        mapped = httpx2.ConnectError(message, request=request)
-    elif isinstance(error, asyncio.TimeoutError):  # aiohttp.SocketTimeoutError and its kin
-        mapped = httpx2.ReadTimeout(message, request=request)
-    elif isinstance(
+        return httpx2.ConnectTimeout(message, request=request)
+    if isinstance(error, aiohttp.ClientConnectorError):
+        return httpx2.ConnectError(message, request=request)
+    if isinstance(error, asyncio.TimeoutError):  # aiohttp.SocketTimeoutError and its kin
+        return httpx2.ReadTimeout(message, request=request)
+    if isinstance(
         error,
         # ClientResponseError: aiohttp could not parse what the server sent back.
         (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError, aiohttp.ClientResponseError),
     ):
-        mapped = httpx2.RemoteProtocolError(message, request=request)
-    elif isinstance(error, aiohttp.InvalidURL):
-        mapped = httpx2.UnsupportedProtocol(message, request=request)
-    else:  # any other connection failure: it may have reached the server
-        mapped = httpx2.ReadError(message, request=request)
-    return mapped
+        return httpx2.RemoteProtocolError(message, request=request)
+    if isinstance(error, aiohttp.InvalidURL):
+        return httpx2.UnsupportedProtocol(message, request=request)
+    # Any other connection failure: it may have reached the server.
+    return httpx2.ReadError(message, request=request)
 
 
 @functools.cache  # a handful of versions exist; each response asked for its text anew
