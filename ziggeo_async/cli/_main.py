@@ -522,6 +522,5 @@ def _fail(args: argparse.Namespace, error: BaseException, code: int, prefix: str
     if args.debug:
         traceback.print_exception(type(error), error, error.__traceback__, file=sys.stderr)
     message = prefix + (str(error) or type(error).__name__)
-    sys.stderr.write(f"{PROG}: error: {' '.join(message.split())}\n")
-    sys.stderr.flush()
+    _say(f"error: {' '.join(message.split())}")
     return code
