@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import signal
 import threading
@@ -403,9 +404,7 @@ class BatchJob:
             label=f"{self.kind} ",
         )
 
-        async def operation(index: int, pending: _Pending) -> object:
-            return await self._send(send, index, pending)
-
+        operation = functools.partial(self._send, send)
         with self._interrupts_handled(), self._stop:
             async with BatchRun(
                 self._items(), operation, concurrency=concurrency, max_per_second=max_per_second
