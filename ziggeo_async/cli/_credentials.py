@@ -57,16 +57,15 @@ class Settings:
         return [VARIABLES[name] for name in needed if name not in given]
 
 
-def settings_from_env(environ: Mapping[str, str] | None = None) -> Settings:
+def settings_from_env() -> Settings:
     """Read ``ZIGGEO_APP_TOKEN``, ``ZIGGEO_PRIVATE_KEY``, ``ZIGGEO_ENCRYPTION_KEY`` and
     ``ZIGGEO_FAKE``; raises ``UsageError`` for an unreadable ``ZIGGEO_FAKE``."""
-    env = os.environ if environ is None else environ
-    fake_text = env.get(_FAKE_VARIABLE, "").strip().lower()
+    fake_text = os.environ.get(_FAKE_VARIABLE, "").strip().lower()
     if fake_text not in _YES | _NO:
         raise UsageError(f"{_FAKE_VARIABLE} must be 1 or 0 (or unset), got {fake_text!r}")
     return Settings(
-        app_token=env.get(VARIABLES["app_token"]) or None,
-        private_key=env.get(VARIABLES["private_key"]) or None,
-        encryption_key=env.get(VARIABLES["encryption_key"]) or None,
+        app_token=os.environ.get(VARIABLES["app_token"]) or None,
+        private_key=os.environ.get(VARIABLES["private_key"]) or None,
+        encryption_key=os.environ.get(VARIABLES["encryption_key"]) or None,
         fake=fake_text in _YES,
     )
