@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import signal
 import threading
@@ -368,24 +369,17 @@ class BatchJob:
             handling.add(task)
             task.add_done_callback(handling.discard)
 
-        handled: list[signal.Signals] = []
-        try:
-            loop = asyncio.get_running_loop()
-            if threading.current_thread() is not threading.main_thread():
-                raise RuntimeError  # noqa: TRY301 - signals reach the main thread only
-            for signum in (signal.SIGINT, signal.SIGTERM):
-                loop.add_signal_handler(signum, interrupted, signum)
-                handled.append(signum)
-        except (RuntimeError, NotImplementedError):
-            for signum in handled:
-                loop.remove_signal_handler(signum)
-            yield  # no graceful stop here: the signals act as usual
-            return
-        try:
+        with contextlib.ExitStack() as handled:
+            try:
+                loop = asyncio.get_running_loop()
+                if threading.current_thread() is not threading.main_thread():
+                    raise RuntimeError  # noqa: TRY301 - signals reach the main thread only
+                for signum in (signal.SIGINT, signal.SIGTERM):
+                    loop.add_signal_handler(signum, interrupted, signum)
+                    handled.callback(loop.remove_signal_handler, signum)
+            except (RuntimeError, NotImplementedError):
+                handled.close()  # no graceful stop here: the signals act as usual
             yield
-        finally:
-            for signum in handled:
-                loop.remove_signal_handler(signum)
 
     async def run(
         self,
@@ -410,9 +404,7 @@ class BatchJob:
             label=f"{self.kind} ",
         )
 
-        async def operation(index: int, pending: _Pending) -> object:
-            return await self._send(send, index, pending)
-
+        operation = functools.partial(self._send, send)
         with self._interrupts_handled(), self._stop:
             async with BatchRun(
                 self._items(), operation, concurrency=concurrency, max_per_second=max_per_second

@@ -39,7 +39,6 @@ class Settings:
     app_token: str | None
     private_key: str | None = attrs.field(repr=False)
     encryption_key: str | None = attrs.field(repr=False)
-    base_url: str | None
     #: ``ZIGGEO_FAKE=1``: run on an embedded FakeZiggeo, as ``--fake`` does.
     fake: bool
 
@@ -58,18 +57,15 @@ class Settings:
         return [VARIABLES[name] for name in needed if name not in given]
 
 
-def settings_from_env(environ: Mapping[str, str] | None = None) -> Settings:
-    """Read ``ZIGGEO_APP_TOKEN``, ``ZIGGEO_PRIVATE_KEY``, ``ZIGGEO_ENCRYPTION_KEY``,
-    ``ZIGGEO_BASE_URL`` and ``ZIGGEO_FAKE``; raises ``UsageError`` for an unreadable
-    ``ZIGGEO_FAKE``."""
-    env = os.environ if environ is None else environ
-    fake_text = env.get(_FAKE_VARIABLE, "").strip().lower()
+def settings_from_env() -> Settings:
+    """Read ``ZIGGEO_APP_TOKEN``, ``ZIGGEO_PRIVATE_KEY``, ``ZIGGEO_ENCRYPTION_KEY`` and
+    ``ZIGGEO_FAKE``; raises ``UsageError`` for an unreadable ``ZIGGEO_FAKE``."""
+    fake_text = os.environ.get(_FAKE_VARIABLE, "").strip().lower()
     if fake_text not in _YES | _NO:
         raise UsageError(f"{_FAKE_VARIABLE} must be 1 or 0 (or unset), got {fake_text!r}")
     return Settings(
-        app_token=env.get(VARIABLES["app_token"]) or None,
-        private_key=env.get(VARIABLES["private_key"]) or None,
-        encryption_key=env.get(VARIABLES["encryption_key"]) or None,
-        base_url=env.get("ZIGGEO_BASE_URL") or None,
+        app_token=os.environ.get(VARIABLES["app_token"]) or None,
+        private_key=os.environ.get(VARIABLES["private_key"]) or None,
+        encryption_key=os.environ.get(VARIABLES["encryption_key"]) or None,
         fake=fake_text in _YES,
     )

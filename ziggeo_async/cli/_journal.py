@@ -250,7 +250,7 @@ class JournalWriter:
                     journal.write(b"\n")  # end a line torn by a kill; the next entry stands alone
 
     def append(self, entry: dict[str, Any]) -> None:
-        """Queue ``entry``; it reaches the file at the next ``flush`` or ``commit``."""
+        """Queue ``entry``; it reaches the file at the next ``record`` or ``commit``."""
         if self.error is None:
             self._journal.write(json.dumps(entry, ensure_ascii=True).encode("ascii") + b"\n")
             self._appended += 1
@@ -258,9 +258,6 @@ class JournalWriter:
     def record(self, entry: dict[str, Any]) -> None:
         """Append ``entry`` and hand it to the operating system now (no sync)."""
         self.append(entry)
-        self.flush()
-
-    def flush(self) -> None:
         if self.error is None:
             try:
                 self._journal.flush()

@@ -90,10 +90,10 @@ def _settings(args: argparse.Namespace, needed: tuple[Credential, ...]) -> tuple
     return settings, False
 
 
-def _fake_for(settings: Settings) -> FakeZiggeo:
+def _fake_for(settings: Settings, *, inspect: bool = False) -> FakeZiggeo:
     # Credentials the user gave are the fake's too: a key given is never replaced.
     given: dict[str, Any] = {str(name): value for name, value in settings.given().items()}
-    return FakeZiggeo(**given)
+    return FakeZiggeo(**given, inspect=inspect)
 
 
 @contextlib.asynccontextmanager
@@ -288,10 +288,7 @@ async def _demo(args: argparse.Namespace) -> int:
 async def _fake_serve(args: argparse.Namespace) -> int:
     if args.host not in _LOOPBACK_HOSTS:
         raise UsageError("--host: the fake serves on loopback only (127.0.0.1, ::1, localhost)")
-    given: dict[str, Any] = {
-        str(name): value for name, value in settings_from_env().given().items()
-    }
-    fake = FakeZiggeo(**given, inspect=args.inspect)
+    fake = _fake_for(settings_from_env(), inspect=args.inspect)
     fake.latency = args.latency
 
     def announce(url: str) -> None:
@@ -525,6 +522,5 @@ def _fail(args: argparse.Namespace, error: BaseException, code: int, prefix: str
     if args.debug:
         traceback.print_exception(type(error), error, error.__traceback__, file=sys.stderr)
     message = prefix + (str(error) or type(error).__name__)
-    sys.stderr.write(f"{PROG}: error: {' '.join(message.split())}\n")
-    sys.stderr.flush()
+    _say(f"error: {' '.join(message.split())}")
     return code
