@@ -466,10 +466,7 @@ async def _build(build_client: Callable[[], ClientT]) -> ClientT:
 
 
 async def _aclose_by(client: AsyncClient, deadline: float | None) -> None:
-    if deadline is None:
-        await client.aclose()
-        return
-    with anyio.move_on_after(max(0.0, deadline - time.monotonic())):
+    with anyio.move_on_after(_left(deadline)):  # None: no limit
         await client.aclose()
 
 
