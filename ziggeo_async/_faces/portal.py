@@ -107,7 +107,11 @@ class _Failure:
 _PUMPS: set[asyncio.Task[None]] = set()
 
 
-async def _start_pump(iterator: AsyncIterator[T]) -> _Pump[T]:
+async def _start_pump(
+    function: Callable[P, AsyncIterator[T]], /, *args: P.args, **kwargs: P.kwargs
+) -> _Pump[T]:
+    # Called on the loop: the iterator may make loop-bound objects when created.
+    iterator = function(*args, **kwargs)
     send, receive = anyio.create_memory_object_stream[_Item[T] | _Failure](0)
     pump = _Pump(receive)
     # A task of its own, outside any caller's task: it lives until the iterator ends or
@@ -370,12 +374,7 @@ class ClientPortal(Generic[ClientT]):
         self, function: Callable[P, AsyncIterator[T]], /, *args: P.args, **kwargs: P.kwargs
     ) -> PortalIterator[T]:
         """Call ``function`` on the portal loop and iterate the async iterator it returns."""
-
-        # Called on the loop: the iterator may make loop-bound objects when created.
-        async def start() -> _Pump[T]:
-            return await _start_pump(function(*args, **kwargs))
-
-        return PortalIterator(self, self._wait(self._submit(start())))
+        return PortalIterator(self, self.call(_start_pump, function, *args, **kwargs))
 
     def next_item(self, pump: _Pump[T]) -> T:
         """The next item of an async iterator pumped on the portal loop."""
