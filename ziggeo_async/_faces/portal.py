@@ -58,7 +58,6 @@ EXIT_GRACE_SECONDS: Final = 0.5
 P = ParamSpec("P")
 T = TypeVar("T")
 ConfigT = TypeVar("ConfigT")
-SyncClientT = TypeVar("SyncClientT", bound="SyncClientBase[Any, Any]")
 
 
 class AsyncClient(Protocol):
@@ -625,7 +624,7 @@ class SyncClientBase(Generic[ClientT, ConfigT]):
         if self._owns_portal:
             self._portal.close()
 
-    def __enter__(self: SyncClientT) -> SyncClientT:  # noqa: PYI019 - Self needs 3.11
+    def __enter__(self) -> Self:
         self._async_client()
         return self
 
