@@ -277,10 +277,10 @@ class AsyncZiggeo:
         )
 
     @classmethod
-    def _from_config(cls, config: ClientConfig) -> AsyncZiggeo:
+    def _from_config(cls, config: ClientConfig, parent: AsyncZiggeo | None = None) -> AsyncZiggeo:
         """A client from checked arguments: how ``SyncZiggeo`` makes one on its portal."""
         client = cls.__new__(cls)
-        cls._assemble(client, config)
+        cls._assemble(client, config, parent)
         return client
 
     def _assemble(self, config: ClientConfig, parent: AsyncZiggeo | None = None) -> None:
@@ -347,9 +347,7 @@ class AsyncZiggeo:
         config = self._config.with_options(
             timeout=timeout, max_retries=max_retries, retry=retry, deadline=deadline
         )
-        client = type(self).__new__(type(self))
-        client._assemble(config, parent=self._parent or self)  # noqa: SLF001 - same class
-        return client
+        return self._from_config(config, parent=self._parent or self)
 
     @classmethod
     def from_env(cls, **options: Any) -> AsyncZiggeo:
