@@ -246,12 +246,11 @@ class _LoopThread:
                 started.set_exception(error)
             raise
 
-    def stop(self, timeout: float | None = None) -> bool:
-        """Stop the loop (its runner cancels the tasks left) and join; whether it ended."""
+    def stop(self, timeout: float | None = None) -> None:
+        """Stop the loop (its runner cancels the tasks left) and join, for ``timeout`` at most."""
         with suppress(RuntimeError):  # the loop has closed already
             self.loop.call_soon_threadsafe(self._stopping.set)
         self._thread.join(timeout)
-        return not self._thread.is_alive()
 
 
 #: Portals with a running loop thread: closed at exit, forgotten in a forked child.
