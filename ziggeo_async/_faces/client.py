@@ -72,7 +72,7 @@ def host_for(app_token: str) -> str:
     return EU_WEST_1_HOST if app_token.startswith("r1") else DEFAULT_HOST
 
 
-def _check_credential(name: str, value: object, *, may_hold_colon: bool = True) -> str:
+def _check_credential(name: str, value: object, *, may_hold_colon: bool = True) -> None:
     if not isinstance(value, str) or not value:
         raise ConfigurationError(f"{name} must be a non-empty string")
     if not may_hold_colon and ":" in value:
@@ -80,11 +80,10 @@ def _check_credential(name: str, value: object, *, may_hold_colon: bool = True) 
     # Checked here rather than left to .encode(): its UnicodeEncodeError would carry the secret.
     if any("\ud800" <= char <= "\udfff" for char in value):
         raise ConfigurationError(f"{name} must not contain a lone surrogate (it has no UTF-8 form)")
-    return value
 
 
-def check_encryption_key(encryption_key: str, *, stacklevel: int = 1) -> str:
-    """``encryption_key`` checked as every client checks it (``ConfigurationError``), with a
+def check_encryption_key(encryption_key: str, *, stacklevel: int = 1) -> None:
+    """Check ``encryption_key`` as every client checks it (``ConfigurationError``); warn with a
     ``WeakEncryptionKeyWarning`` if it is short; ``stacklevel`` as the caller's ``warn``'s."""
     # "" is an unset environment variable, not a key: tokens made with it fail later.
     _check_credential("encryption_key", encryption_key)
@@ -96,7 +95,6 @@ def check_encryption_key(encryption_key: str, *, stacklevel: int = 1) -> str:
             WeakEncryptionKeyWarning,
             stacklevel=stacklevel + 1,
         )
-    return encryption_key
 
 
 def _check_base_url(base_url: str) -> str:
@@ -279,10 +277,10 @@ class AsyncZiggeo:
         )
 
     @classmethod
-    def _from_config(cls, config: ClientConfig) -> AsyncZiggeo:
+    def _from_config(cls, config: ClientConfig, parent: AsyncZiggeo | None = None) -> AsyncZiggeo:
         """A client from checked arguments: how ``SyncZiggeo`` makes one on its portal."""
         client = cls.__new__(cls)
-        cls._assemble(client, config)
+        cls._assemble(client, config, parent)
         return client
 
     def _assemble(self, config: ClientConfig, parent: AsyncZiggeo | None = None) -> None:
@@ -349,9 +347,7 @@ class AsyncZiggeo:
         config = self._config.with_options(
             timeout=timeout, max_retries=max_retries, retry=retry, deadline=deadline
         )
-        client = type(self).__new__(type(self))
-        client._assemble(config, parent=self._parent or self)  # noqa: SLF001 - same class
-        return client
+        return self._from_config(config, parent=self._parent or self)
 
     @classmethod
     def from_env(cls, **options: Any) -> AsyncZiggeo:

@@ -58,7 +58,6 @@ EXIT_GRACE_SECONDS: Final = 0.5
 P = ParamSpec("P")
 T = TypeVar("T")
 ConfigT = TypeVar("ConfigT")
-SyncClientT = TypeVar("SyncClientT", bound="SyncClientBase[Any, Any]")
 
 
 class AsyncClient(Protocol):
@@ -107,7 +106,11 @@ class _Failure:
 _PUMPS: set[asyncio.Task[None]] = set()
 
 
-async def _start_pump(iterator: AsyncIterator[T]) -> _Pump[T]:
+async def _start_pump(
+    function: Callable[P, AsyncIterator[T]], /, *args: P.args, **kwargs: P.kwargs
+) -> _Pump[T]:
+    # Called on the loop: the iterator may make loop-bound objects when created.
+    iterator = function(*args, **kwargs)
     send, receive = anyio.create_memory_object_stream[_Item[T] | _Failure](0)
     pump = _Pump(receive)
     # A task of its own, outside any caller's task: it lives until the iterator ends or
@@ -243,12 +246,11 @@ class _LoopThread:
                 started.set_exception(error)
             raise
 
-    def stop(self, timeout: float | None = None) -> bool:
-        """Stop the loop (its runner cancels the tasks left) and join; whether it ended."""
+    def stop(self, timeout: float | None = None) -> None:
+        """Stop the loop (its runner cancels the tasks left) and join, for ``timeout`` at most."""
         with suppress(RuntimeError):  # the loop has closed already
             self.loop.call_soon_threadsafe(self._stopping.set)
         self._thread.join(timeout)
-        return not self._thread.is_alive()
 
 
 #: Portals with a running loop thread: closed at exit, forgotten in a forked child.
@@ -370,12 +372,7 @@ class ClientPortal(Generic[ClientT]):
         self, function: Callable[P, AsyncIterator[T]], /, *args: P.args, **kwargs: P.kwargs
     ) -> PortalIterator[T]:
         """Call ``function`` on the portal loop and iterate the async iterator it returns."""
-
-        # Called on the loop: the iterator may make loop-bound objects when created.
-        async def start() -> _Pump[T]:
-            return await _start_pump(function(*args, **kwargs))
-
-        return PortalIterator(self, self._wait(self._submit(start())))
+        return PortalIterator(self, self.call(_start_pump, function, *args, **kwargs))
 
     def next_item(self, pump: _Pump[T]) -> T:
         """The next item of an async iterator pumped on the portal loop."""
@@ -466,10 +463,7 @@ async def _build(build_client: Callable[[], ClientT]) -> ClientT:
 
 
 async def _aclose_by(client: AsyncClient, deadline: float | None) -> None:
-    if deadline is None:
-        await client.aclose()
-        return
-    with anyio.move_on_after(max(0.0, deadline - time.monotonic())):
+    with anyio.move_on_after(_left(deadline)):  # None: no limit
         await client.aclose()
 
 
@@ -629,7 +623,7 @@ class SyncClientBase(Generic[ClientT, ConfigT]):
         if self._owns_portal:
             self._portal.close()
 
-    def __enter__(self: SyncClientT) -> SyncClientT:  # noqa: PYI019 - Self needs 3.11
+    def __enter__(self) -> Self:
         self._async_client()
         return self
 
