@@ -505,22 +505,23 @@ class TestPacingOnAMockClock:
         ideal = 800 / 400
         assert took <= 1.5 * ideal, took
 
-    async def test_the_first_cut_is_nine_tenths_of_the_rate_achieved_since_the_first_turn(
+    async def test_the_first_cut_is_nine_tenths_of_the_rate_achieved_since_the_first_answer(
         self,
     ) -> None:
-        """Unthrottled turns read no clock, but the first one's time is kept: the first
+        """Unthrottled turns read no clock, but the first answer's time is kept: the first
         throttle measures what got through from then (without it, the pace would be
-        worked out from nothing)."""
+        worked out from nothing). The wait for the first answer does not count: nothing
+        could come back before it."""
         pacer = Pacer()
         await anyio.sleep(1.0)
-        await pacer.take_turn()
-        await anyio.sleep(1.0)
+        turn = await pacer.take_turn()
+        await anyio.sleep(1.0)  # the first answer comes a second after the first turn
         for _ in range(100):
-            turn = await pacer.take_turn()
             pacer.succeeded()
+            turn = await pacer.take_turn()
         await anyio.sleep(1.0)
         pacer.throttled(retry_after=None, turn=turn)
-        assert pacer.rate == pytest.approx(0.9 * 100 / 2.0)  # 100 successes in 2 s, cut to 90 %
+        assert pacer.rate == pytest.approx(0.9 * 100 / 1.0)  # 100 successes in 1 s, cut to 90 %
 
     async def test_a_first_throttle_in_the_first_wave_ramps_the_pace_up_from_the_burst(
         self,
@@ -552,6 +553,22 @@ class TestPacingOnAMockClock:
         await pacer.take_turn()
         pacer.succeeded()
         assert pacer.rate == pytest.approx(after + max(1.0, after * 0.05) * 1.0)
+
+    async def test_the_ramp_doubles_in_no_less_than_two_round_trips(self) -> None:
+        """A throttle takes a round trip to come back: a ramp that doubled faster would
+        have overshot by more than twice before it heard. The first answer's wait is the
+        round trip measured."""
+        pacer = Pacer()
+        for _ in range(10):
+            turn = await pacer.take_turn()
+        await anyio.sleep(0.5)  # answers come half a second after their requests
+        for _ in range(10):
+            pacer.succeeded()
+        pacer.throttled(retry_after=None, turn=turn)
+        assert pacer.rate == pytest.approx(10 / 1.0)  # the burst spread over two round trips
+        turn = await pacer.take_turn()
+        pacer.succeeded()
+        assert pacer.rate == pytest.approx(10 + 1 / 1.0)  # so doubling in a second
 
     async def test_throttles_of_turns_booked_before_a_cut_cut_nothing_more(self) -> None:
         """Answers to requests that left before a cut tell of the overshoot it answered."""

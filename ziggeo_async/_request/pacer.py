@@ -16,8 +16,9 @@ sent for nothing.
 
 The first throttle may come before the batch could measure anything: the server
 refused the first wave at once, beyond its burst. Cutting from the burst's rate would
-be a guess, so the pace then starts low and doubles every ``_RAMP_SECONDS`` of
-successes until the next throttle, which cuts it from there. A turn is booked only a
+be a guess, so the pace then starts low and doubles as successes come back, in
+``_RAMP_SECONDS`` or two round trips, whichever is longer, until the next throttle,
+which cuts it from there. A turn is booked only a
 little ahead (``_BOOKING_SECONDS``), and a cut books the waiting turns again, so no
 worker keeps a slot worked out at a pace that has since changed.
 
@@ -39,10 +40,10 @@ _DEEPEST_CUT: Final = 0.5
 _GROWTH_PER_SECOND: Final = 0.05
 _MIN_GROWTH: Final = 1.0
 _MIN_RATE: Final = 1.0
-# A first throttle sooner than this after the first turn measured the server's burst, not
-# its rate; and the ramp that follows doubles the pace in this many seconds of successes.
-# (Against a token bucket on a mock clock, 0.3 s gave the batch within 1.4x of its ideal
-# time, where 0.1 s lost items to repeated overshoots and 0.5 s was slower.)
+# A first throttle sooner than this after the first answer measured the server's burst,
+# not its rate; and the ramp that follows doubles the pace in no less than this. (Against
+# a token bucket on a mock clock, benchmarks/pacing_grid.py, 0.3 s gave batches within
+# 1.4x of their ideal time; 0.1 s lost items to repeated overshoots, 0.5 s was slower.)
 _RAMP_SECONDS: Final = 0.3
 # A turn further off than this is not booked yet: the pace may grow meanwhile.
 _BOOKING_SECONDS: Final = 0.1
@@ -60,6 +61,9 @@ class Pacer:
         self._paused_until = 0.0
         self._last_cut: float | None = None
         self._first_turn: float | None = None
+        self._first_answer: float | None = None
+        #: Seconds in which the ramp doubles the pace.
+        self._doubling = _RAMP_SECONDS
         self._last_growth: float | None = None
         #: Cuts so far; a turn's mark is the count when it was booked.
         self._cuts = 0
@@ -100,13 +104,15 @@ class Pacer:
 
     def succeeded(self) -> None:
         self._successes += 1
+        if self._first_answer is None:  # the clock read once more, for the first answer
+            self._first_answer = anyio.current_time()
         if self.rate is None:
             return
         now = anyio.current_time()
         if self._ramping:
-            # Each success adds 1/_RAMP_SECONDS a second (at most doubling the pace), so
-            # the pace doubles in _RAMP_SECONDS if successes keep up with it, slower if not.
-            self.rate += min(self.rate, 1.0 / _RAMP_SECONDS)
+            # Each success adds 1/_doubling a second (at most doubling the pace), so the
+            # pace doubles in _doubling if successes keep up with it, slower if not.
+            self.rate += min(self.rate, 1.0 / self._doubling)
         elif self._last_growth is not None:
             step = max(_MIN_GROWTH, self.rate * _GROWTH_PER_SECOND) * (now - self._last_growth)
             self.rate += step
@@ -125,16 +131,23 @@ class Pacer:
             self._paused_until = max(self._paused_until, now + retry_after)
         if turn < self._cuts:
             return  # booked before the last cut: the same overshoot, already answered
-        since = self._last_cut if self._last_cut is not None else self._first_turn
-        span = 0.0 if since is None else now - since
+        if self._first_answer is None:
+            self._first_answer = now
+        # Measured from the first answer on: before it, nothing could have come back.
+        since = self._last_cut if self._last_cut is not None else self._first_answer
+        span = now - since
         recent, self._successes = self._successes, 0
         # The rate the server let through since the last cut.
         measured = recent / span if recent and span > 0 else 0.0
         self._cuts += 1
         self._last_cut = self._last_growth = now
-        if self.rate is None and span < _RAMP_SECONDS:
-            # The first wave's answers: the server's burst, not its rate. Start low, ramp.
-            self.rate = max(_MIN_RATE, recent / _RAMP_SECONDS)
+        if self.rate is None and (span < _RAMP_SECONDS or not recent):
+            # The first wave's answers: the server's burst, not its rate. Start low and ramp,
+            # doubling in no less than two round trips (the first answer's wait): a throttle
+            # takes one to come back, and the pace must not have doubled twice by then.
+            first_turn = self._first_turn if self._first_turn is not None else now
+            self._doubling = max(_RAMP_SECONDS, 2 * (self._first_answer - first_turn))
+            self.rate = max(_MIN_RATE, recent / self._doubling)
             self._ramping = True
         elif self.rate is None:
             self.rate = max(_MIN_RATE, measured * _CUT_FACTOR)
