@@ -512,6 +512,22 @@ def test_the_owned_clients_parsed_urls_and_headers_are_bounded() -> None:
     assert len(connection._headers) <= 64
 
 
+def test_per_call_timeouts_that_vary_do_not_grow_the_caches() -> None:
+    """A handler that passes what is left of its own budget as each call's ``timeout=``
+    gives a new value every time: the owned client and the aiohttp transport keep their
+    worked-out timeouts within the same bound as their URLs and headers."""
+    connection = HTTPConnection(httpx2.AsyncClient(), owned=True)
+    transport = AiohttpTransport()
+    url = "https://api.example/v1/authtokens/t1"
+    for number in range(1000):
+        seconds = 1 + number / 1000
+        request = connection._owned_request("GET", url, None, {}, (seconds,) * 4)
+        assert request.extensions["timeout"]["read"] == seconds
+        assert transport._timeout_for(request).sock_read == seconds
+    assert len(connection._timeouts) <= 64
+    assert len(transport._timeouts) <= 64
+
+
 def test_the_owned_clients_cached_headers_are_each_requests_own() -> None:
     # A hook may change a request's headers; the next request must not see the change,
     # and a body of another length must declare its own.

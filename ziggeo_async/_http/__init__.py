@@ -44,6 +44,7 @@ from .._core.defaults import (
     MAX_RESPONSE_BYTES,
 )
 from .._core.errors import ConfigurationError, Failure, Refusal
+from ._cache import remember
 
 __all__ = [
     "DEFAULT_LIMITS",
@@ -72,8 +73,6 @@ DEFAULT_TIMEOUT: Final = httpx2.Timeout(
     DEFAULT_TIMEOUT_SECONDS, connect=DEFAULT_CONNECT_TIMEOUT_SECONDS
 )
 
-# URLs an owned connection keeps parsed (a batch sends to one; gets and deletes to many).
-_CACHED_PER_CONNECTION: Final = 64
 # Methods whose requests declare a body, even an empty one (as httpx2 does).
 _BODY_METHODS: Final = frozenset(("POST", "PUT", "PATCH", "QUERY"))
 # A compressed body is decoded from pieces this small, so no single decompression step
@@ -221,23 +220,21 @@ class HTTPConnection:
         URL or params are ever set on it), from parts made once."""
         parsed = self._urls.get(url)
         if parsed is None:
-            if len(self._urls) >= _CACHED_PER_CONNECTION:  # token paths: a bound, not a leak
-                self._urls.clear()
-            parsed = self._urls[url] = httpx2.URL(url)
+            parsed = remember(self._urls, url, httpx2.URL(url))
         # The complete headers, Content-Length included, made once for each host, header
         # set and body length. Request() copies them, so what hooks change stays theirs.
         length = len(content) if content else None
         key = (parsed.netloc, tuple(headers.items()), length, method in _BODY_METHODS)
         request_headers = self._headers.get(key)
         if request_headers is None:
-            if len(self._headers) >= _CACHED_PER_CONNECTION:  # body lengths: a bound
-                self._headers.clear()
-            request_headers = self._headers[key] = _complete_headers(
-                parsed.netloc, self.client.headers.raw, headers, length, method
+            request_headers = remember(
+                self._headers,
+                key,
+                _complete_headers(parsed.netloc, self.client.headers.raw, headers, length, method),
             )
         timeout = self._timeouts.get(timeouts)
         if timeout is None:
-            timeout = self._timeouts[timeouts] = httpx2.Timeout(timeouts).as_dict()
+            timeout = remember(self._timeouts, timeouts, httpx2.Timeout(timeouts).as_dict())
         # stream=, with the headers complete: httpx2 adds none and encodes nothing again.
         request = httpx2.Request(
             method,

@@ -38,11 +38,9 @@ import yarl
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from .._core.defaults import MAX_RESPONSE_BYTES
+from ._cache import remember
 
 __all__ = ["AiohttpTransport"]
-
-#: How many URLs, and how many header sets, a transport keeps decoded (a bound, not a leak).
-_CACHED_PER_TRANSPORT: Final = 64
 
 
 class _FailedAfterSending(Exception):  # noqa: N818 - an internal carrier, not an error type
@@ -189,9 +187,7 @@ class AiohttpTransport(httpx2.AsyncBaseTransport):
         text = str(url)
         parsed = self._urls.get(text)
         if parsed is None:
-            if len(self._urls) >= _CACHED_PER_TRANSPORT:
-                self._urls.clear()
-            parsed = self._urls[text] = yarl.URL(text, encoded=True)
+            parsed = remember(self._urls, text, yarl.URL(text, encoded=True))
         return parsed
 
     def _headers_for(self, raw: list[tuple[bytes, bytes]]) -> CIMultiDictProxy[str]:
@@ -200,13 +196,8 @@ class AiohttpTransport(httpx2.AsyncBaseTransport):
         key = tuple(raw)
         headers = self._headers.get(key)
         if headers is None:
-            if len(self._headers) >= _CACHED_PER_TRANSPORT:
-                self._headers.clear()
-            headers = self._headers[key] = CIMultiDictProxy(
-                CIMultiDict(
-                    [(name.decode("latin-1"), value.decode("latin-1")) for name, value in raw]
-                )
-            )
+            decoded = [(name.decode("latin-1"), value.decode("latin-1")) for name, value in raw]
+            headers = remember(self._headers, key, CIMultiDictProxy(CIMultiDict(decoded)))
         return headers
 
     def _timeout_for(self, request: httpx2.Request) -> aiohttp.ClientTimeout:
@@ -217,10 +208,13 @@ class AiohttpTransport(httpx2.AsyncBaseTransport):
         if timeout is None:
             # aiohttp's ``connect`` covers waiting for a pooled connection and connecting.
             waiting = None if connect is None or pool is None else connect + pool
-            timeout = aiohttp.ClientTimeout(
-                total=None, connect=waiting, sock_connect=connect, sock_read=read
+            timeout = remember(
+                self._timeouts,
+                key,
+                aiohttp.ClientTimeout(
+                    total=None, connect=waiting, sock_connect=connect, sock_read=read
+                ),
             )
-            self._timeouts[key] = timeout
         return timeout
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
