@@ -57,7 +57,6 @@ class Pacer:
         #: Requests a second; ``None``: as fast as the workers go (until a throttle).
         self.rate: float | None = ceiling
         self._next_turn = 0.0
-        self._last_turn = 0.0
         self._paused_until = 0.0
         self._last_cut: float | None = None
         self._first_turn: float | None = None
@@ -94,7 +93,6 @@ class Pacer:
                 await anyio.sleep(max(_BOOKING_SECONDS, self._paused_until - now))
                 continue
             mark = self._cuts
-            self._last_turn = slot
             self._next_turn = slot + 1.0 / self.rate
             if slot > now:
                 await anyio.sleep(slot - now)
@@ -119,8 +117,6 @@ class Pacer:
         if self._ceiling is not None:
             self.rate = min(self.rate, self._ceiling)
         self._last_growth = now
-        # The next turn comes sooner at the new pace.
-        self._next_turn = min(self._next_turn, self._last_turn + 1.0 / self.rate)
 
     def throttled(self, retry_after: float | None, turn: int) -> None:
         """A 429 (or a 503 with ``Retry-After``) to the attempt of the turn marked
