@@ -137,7 +137,7 @@ class Pacer:
         measured = recent / span if recent and span > 0 else 0.0
         self._cuts += 1
         self._last_cut = self._last_growth = now
-        if self.rate is None and (span < _RAMP_SECONDS or not recent):
+        if self.rate is None and span < _RAMP_SECONDS:
             # The first wave's answers: the server's burst, not its rate. Start low and ramp,
             # doubling in no less than two round trips (the first answer's wait): a throttle
             # takes one to come back, and the pace must not have doubled twice by then.
