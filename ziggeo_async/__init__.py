@@ -24,10 +24,11 @@ from ._core.errors import (
     ZiggeoError,
 )
 from ._core.models import AuthToken, Grant, Grants
+from ._core.token_ids import TokenIdFilter
 from ._faces.client import AsyncZiggeo
 from ._faces.sync import SyncZiggeo
 from ._request.batch import BatchResult, BatchRun
-from ._request.observe import RetryEvent, TokenIdFilter, configure_logging_from_env
+from ._request.observe import RetryEvent, configure_logging_from_env
 from ._request.retry import RetryPolicy
 from ._version import __version__
 

@@ -124,17 +124,16 @@ async def test_short_and_quoted_token_ids(
 def test_every_logger_at_debug_shows_no_secret_and_only_short_ids(
     served_fake: tuple[Any, str], caplog: pytest.LogCaptureFixture
 ) -> None:
-    """The SDK's and its HTTP stack's loggers at DEBUG, the SDK's filter on httpx2's:
-    all four operations, retried failures, an echoed request; no credential in any
-    record, and no whole token id."""
+    """The SDK's and its HTTP stack's loggers at DEBUG, and nothing else set up: all four
+    operations, retried failures, an echoed request; no credential in any record, and
+    no whole token id."""
     import asyncio
 
-    from ziggeo_async import AsyncZiggeo, NotFoundError, RetryPolicy, TokenIdFilter
+    from ziggeo_async import AsyncZiggeo, NotFoundError, RetryPolicy
 
     fake, url = served_fake
     names = ("ziggeo_async", "httpx2", "httpcore2", "httpx", "httpcore")
-    token_filter = TokenIdFilter()
-    logging.getLogger("httpx2").addFilter(token_filter)
+    taken = _without_token_id_filters("httpx2")
     try:
         with caplog.at_level(logging.DEBUG):
             for name in names:
@@ -158,7 +157,8 @@ def test_every_logger_at_debug_shows_no_secret_and_only_short_ids(
 
             (token_id,) = asyncio.run(drive())
     finally:
-        logging.getLogger("httpx2").removeFilter(token_filter)
+        for token_filter in taken:
+            logging.getLogger("httpx2").addFilter(token_filter)
     formatter = logging.Formatter("%(name)s %(message)s")
     texts = [formatter.format(record) for record in caplog.records]
     assert any(text.startswith("httpx2 ") for text in texts)  # its lines were captured
@@ -171,3 +171,56 @@ def test_every_logger_at_debug_shows_no_secret_and_only_short_ids(
         for secret in secrets:
             assert secret not in text, text
     assert any(f"…{token_id[-4:]}" in text for text in texts if text.startswith("httpx2 "))
+
+
+def _without_token_id_filters(name: str) -> list[logging.Filter]:
+    """Take the SDK's filters off logger ``name`` (another test's client may have put them
+    there), so a test sees what this client does on its own; returns them for putting back."""
+    from ziggeo_async import TokenIdFilter
+
+    logger = logging.getLogger(name)
+    taken = [f for f in logger.filters if isinstance(f, TokenIdFilter)]
+    for token_filter in taken:
+        logger.removeFilter(token_filter)
+    return taken
+
+
+@pytest.mark.parametrize("family", ["httpx2", "httpx"])
+def test_the_http_stacks_request_lines_show_only_short_ids_with_no_setup(
+    served_fake: tuple[Any, str], caplog: pytest.LogCaptureFixture, family: str
+) -> None:
+    """httpx2 (and legacy httpx, for a lent client) logs every request at INFO, its URL
+    whole: a program that logs at INFO, as many do, and adds nothing else must still see
+    token ids cut to their last 4 characters."""
+    import asyncio
+    import importlib
+
+    from ziggeo_async import AsyncZiggeo
+
+    fake, url = served_fake
+    taken = _without_token_id_filters(family)
+    try:
+        with caplog.at_level(logging.INFO):
+
+            async def drive() -> str:
+                lent = None if family == "httpx2" else importlib.import_module(family).AsyncClient()
+                async with AsyncZiggeo(
+                    fake.app_token, fake.private_key, base_url=url, http_client=lent
+                ) as client:
+                    token = await client.authtokens.create(session_limit=1)
+                    await client.authtokens.get(token.token)
+                    await client.authtokens.update(token.token, session_limit=2)
+                    await client.authtokens.delete(token.token)
+                if lent is not None:
+                    await lent.aclose()
+                return token.token
+
+            token_id = asyncio.run(drive())
+    finally:
+        for token_filter in taken:
+            logging.getLogger(family).addFilter(token_filter)
+    lines = [record.getMessage() for record in caplog.records if record.name == family]
+    assert len(lines) == 4, lines  # its request lines were captured
+    for line in lines:
+        assert token_id not in line, line
+    assert sum(f"/v1/authtokens/…{token_id[-4:]}" in line for line in lines) == 3, lines

@@ -26,6 +26,7 @@ import asyncio
 import contextlib
 import functools
 import importlib.util
+import logging
 import os
 import ssl
 import sys
@@ -44,6 +45,7 @@ from .._core.defaults import (
     MAX_RESPONSE_BYTES,
 )
 from .._core.errors import ConfigurationError, Failure, Refusal
+from .._core.token_ids import shorten_token_ids_in
 from ._cache import remember
 
 __all__ = [
@@ -122,9 +124,14 @@ def classify_failure(error: BaseException) -> tuple[Failure, bool] | None:
     return None
 
 
+def _family_of(client: object) -> ModuleType | None:
+    """The httpx family ``client`` is an ``AsyncClient`` of: ``httpx2`` or legacy ``httpx``."""
+    return next((f for f in _families() if isinstance(client, f.AsyncClient)), None)
+
+
 def is_http_client(value: object) -> bool:
     """Whether ``value`` is an ``httpx2.AsyncClient`` or a legacy ``httpx.AsyncClient``."""
-    return any(isinstance(value, family.AsyncClient) for family in _families())
+    return _family_of(value) is not None
 
 
 def client_timeout(value: object, refuse: Refusal) -> httpx2.Timeout:
@@ -169,6 +176,11 @@ class HTTPConnection:
     def __init__(self, client: Any, *, owned: bool) -> None:
         self.client = client
         self.owned = owned
+        # The family logs every request at INFO, its URL whole: token ids are cut there
+        # too, whatever logging the program set up (a filter on the family's own logger).
+        family = _family_of(client)
+        if family is not None:
+            shorten_token_ids_in(logging.getLogger(family.__name__))
         # For the owned client only: what build_request would work out again on every
         # request (the URL parsed, the headers normalised and merged with the client's,
         # the timeout as a dict), made once. Batch jobs send to few URLs with fixed

@@ -10,7 +10,6 @@ import functools
 import importlib.util
 import logging
 import os
-import re
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
@@ -24,7 +23,6 @@ from .._version import __version__
 __all__ = [
     "RetryEvent",
     "SpanRecorder",
-    "TokenIdFilter",
     "configure_logging_from_env",
     "start_span",
 ]
@@ -72,31 +70,6 @@ def announce_retry(event: RetryEvent, on_retry: Callable[[RetryEvent], object] |
         on_retry(event)
     except Exception as error:  # noqa: BLE001 - a callback must never break the call
         logger.warning("on_retry raised %s; the call goes on", type(error).__name__, exc_info=False)
-
-
-_TOKEN_IN_PATH: Final = re.compile(r"(/v1/authtokens/)([^/\s\"'?#]+)")
-
-
-class TokenIdFilter(logging.Filter):
-    """Cuts auth-token ids in log records to their last 4 characters, as the SDK's do.
-
-    The SDK's own records need none of it. It is for the loggers beneath it that write
-    whole URLs: httpx2 logs every request at INFO, path included. Add it where those
-    records go: ``logging.getLogger("httpx2").addFilter(TokenIdFilter())`` (and
-    ``"httpx"`` for a lent legacy client).
-    """
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        if "/v1/authtokens/" in message:
-            record.msg = _TOKEN_IN_PATH.sub(_shorten, message)
-            record.args = ()
-        return True
-
-
-def _shorten(match: re.Match[str]) -> str:
-    token = match[2]
-    return match[1] + (token if len(token) <= 4 else "…" + token[-4:])  # noqa: PLR2004
 
 
 #: ``ZIGGEO_LOG`` values and the level each sets on the ``ziggeo_async`` logger.

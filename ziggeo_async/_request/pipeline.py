@@ -31,6 +31,7 @@ from .._core.errors import (
     status_error_message,
 )
 from .._core.redaction import credential_texts, redact_body
+from .._core.token_ids import SHOWN_ID_CHARS, shown_token_id
 from .._http import ResponseTooLarge, classify_failure
 from .observe import RetryEvent, SpanRecorder, announce_retry, start_span
 from .pacer import CURRENT_PACER, Pacer
@@ -49,19 +50,12 @@ _TOO_MANY_REQUESTS: Final = 429
 _UNAVAILABLE: Final = 503
 # How much of an HTTP-stack error message a connection error quotes.
 _DETAIL_CHARS: Final = 200
-# How many trailing characters of a token id logs and messages show.
-_SHOWN_ID_CHARS: Final = 4
 
 
 def display_path(path: str, segment: str | None) -> str:
-    """The request path for logs and messages, with the token id cut to its last 4 characters.
-
-    Server auth tokens are bearer credentials for the pages that carry them, so
-    they are never written out whole.
-    """
-    if segment is None:
-        return path
-    return f"{path}…{segment[-_SHOWN_ID_CHARS:]}"
+    """The request path for logs and messages, with the token id cut to its last 4
+    characters (``_core.token_ids``)."""
+    return path if segment is None else path + shown_token_id(segment)
 
 
 class RequestPipeline:
@@ -323,9 +317,9 @@ class RequestPipeline:
         """An HTTP-stack message without credentials or the whole token id, and short."""
         detail = redact_body(detail.encode("utf-8", "replace"), "utf-8", self._credential_texts)
         # A segment of 4 characters or fewer is shown whole anyway (display_path).
-        if segment and len(segment) > _SHOWN_ID_CHARS:
+        if segment and len(segment) > SHOWN_ID_CHARS:
             for form in {segment, urllib.parse.unquote(segment)}:
-                detail = detail.replace(form, "…" + segment[-_SHOWN_ID_CHARS:])
+                detail = detail.replace(form, shown_token_id(segment))
         return " ".join(detail.split())[:_DETAIL_CHARS]
 
     def _body_without_credentials(self, response: httpx2.Response) -> str:
