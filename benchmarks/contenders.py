@@ -220,6 +220,41 @@ def raw_httpx2(url: str) -> Callable[[Budget], set[str]]:
     return lambda budget: asyncio.run(batch(budget))
 
 
+def raw_httpx2_sequential(url: str) -> Callable[[Budget], set[str]]:
+    """Stock httpx2.AsyncClient, one create at a time on one asyncio loop, no portal: what
+    the HTTP stack alone costs per sequential create, the floor under ``SyncZiggeo``."""
+    import httpx2
+
+    async def run(budget: Budget) -> set[str]:
+        async with httpx2.AsyncClient(auth=(APP_TOKEN, PRIVATE_KEY)) as client:
+            tokens = set()
+            while budget.take():
+                response = await client.post(url + "/v1/authtokens/", data=_form())
+                response.raise_for_status()
+                tokens.add(str(response.json()["token"]))
+            return tokens
+
+    return lambda budget: asyncio.run(run(budget))
+
+
+def raw_httpx2_blocking(url: str) -> Callable[[Budget], set[str]]:
+    """Stock httpx2.Client (blocking sockets, no event loop), one create at a time: the
+    same library and HTTP/1.1 code without the async network stack beneath it."""
+    import httpx2
+
+    client = httpx2.Client(auth=(APP_TOKEN, PRIVATE_KEY))
+
+    def run(budget: Budget) -> set[str]:
+        tokens = set()
+        while budget.take():
+            response = client.post(url + "/v1/authtokens/", data=_form())
+            response.raise_for_status()
+            tokens.add(str(response.json()["token"]))
+        return tokens
+
+    return run
+
+
 def bare_aiohttp(url: str) -> Callable[[Budget], set[str]]:
     """The lean aiohttp loop: body and headers built once, ``json`` on the raw bytes."""
     import aiohttp
@@ -252,6 +287,8 @@ CONTENDERS: dict[str, Callable[[str], Callable[[Budget], set[str]]]] = {
     "ours_sync_fast": lambda url: ours_sync(url, "aiohttp"),
     "ours_portal": ours_portal,
     "raw_httpx2": raw_httpx2,
+    "raw_httpx2_sequential": raw_httpx2_sequential,
+    "raw_httpx2_blocking": raw_httpx2_blocking,
     "bare_aiohttp": bare_aiohttp,
 }
 

@@ -168,6 +168,8 @@ def sync_scenarios(trust: Path, tls: tuple[Path, Path]) -> dict[str, dict[str, d
             "ours_sync": "ours: SyncZiggeo, sequential",
             "ours_sync_fast": "ours: SyncZiggeo + [fast] (http_backend='aiohttp'), sequential",
             "ours_portal": "AsyncZiggeo via bare BlockingPortal.call",
+            "raw_httpx2_sequential": "stock httpx2.AsyncClient, sequential, no portal",
+            "raw_httpx2_blocking": "stock httpx2.Client (blocking), sequential",
         }
         runs: dict[str, list[Run]] = {label: [] for label in labels.values()}
         with stub(0, tls if secure else None) as (url, sent):
