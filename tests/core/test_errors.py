@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import base64
 import gc
 import pickle
+import traceback
 
 import httpx
 import pytest
 import respx
 
-from tests._support import COLLECTION_URL, PRIVATE_KEY, make_client
+from tests._support import APP_TOKEN, COLLECTION_URL, PRIVATE_KEY, make_client
 from ziggeo_async import (
     APIConnectionError,
     APIError,
@@ -242,3 +244,34 @@ async def test_a_body_that_does_not_decompress_is_a_connection_error(
     assert isinstance(caught.value.__cause__, httpx.DecodingError)
     assert route.call_count == attempts
     gc.collect()
+
+
+@pytest.mark.parametrize(
+    ("answer", "error_class"),
+    [
+        (httpx.ConnectError("refused"), APIConnectionError),
+        (httpx.Response(500, text="down"), InternalServerError),
+        (httpx.Response(200, text="not json"), APIResponseValidationError),
+    ],
+    ids=["connection", "status", "unusable body"],
+)
+@pytest.mark.anyio
+async def test_a_traceback_with_its_locals_shows_no_credential(
+    answer: Exception | httpx.Response, error_class: type[APIError]
+) -> None:
+    """What error trackers and ``capture_locals`` print: each frame's locals, by repr."""
+    client = make_client(max_retries=0)
+    with respx.mock(assert_all_called=True) as router:
+        router.get(f"{COLLECTION_URL}abcdef").mock(
+            side_effect=answer if isinstance(answer, Exception) else None,
+            return_value=answer if isinstance(answer, httpx.Response) else None,
+        )
+        with pytest.raises(error_class) as caught:
+            await client.authtokens.get("abcdef")
+    printed = "".join(
+        traceback.TracebackException.from_exception(caught.value, capture_locals=True).format()
+    )
+    assert "call = " in printed  # the pipeline's frame, with its locals, is in it
+    credentials = base64.b64encode(f"{APP_TOKEN}:{PRIVATE_KEY}".encode()).decode()
+    for secret in (PRIVATE_KEY, credentials, credentials.rstrip("=")):
+        assert secret not in printed

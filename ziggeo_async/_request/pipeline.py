@@ -379,16 +379,20 @@ class RequestPipeline:
 
 @attrs.define
 class _Call:
-    """One call's request, fixed before the first attempt, and what its attempts found."""
+    """One call's request, fixed before the first attempt, and what its attempts found.
+
+    Its repr leaves out the headers (the Authorization header) and the whole token id:
+    a traceback printed with its frames' locals, as error trackers do, shows it.
+    """
 
     operation: Operation
     method: str
     #: The path as logs and messages show it (``display_path``).
     path: str
-    segment: str | None
-    url: str
+    segment: str | None = attrs.field(repr=False)
+    url: str = attrs.field(repr=False)
     content: bytes | None
-    headers: dict[str, str]
+    headers: dict[str, str] = attrs.field(repr=False)
     timeout: httpx2.Timeout
     attempts: int = 0
     status_code: int | None = None
