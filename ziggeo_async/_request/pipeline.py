@@ -259,7 +259,7 @@ class RequestPipeline:
                 if decision.verdict is Verdict.SUCCEED:
                     _log_attempt(method, path, outcome, attempt, started)
                     return response
-                problem = self._status_error(response, method, path)
+                problem = self._status_error(response, call)
             _log_attempt(method, path, outcome, attempt, started)
             # A wait that would outlast the deadline is not worth starting: give up now.
             out_of_time = (
@@ -282,11 +282,13 @@ class RequestPipeline:
             announce_retry(event, self._on_retry)
             await anyio.sleep(decision.delay)
 
-    def _status_error(self, response: httpx2.Response, method: str, path: str) -> APIStatusError:
+    def _status_error(self, response: httpx2.Response, call: _Call) -> APIStatusError:
         status = response.status_code
         body = self._body_without_credentials(response)
+        method, path = call.method, call.path
+        # The message shows the token id as the path does, even where the body names it.
         return error_class_for_status(status)(
-            status_error_message(method, path, status, body),
+            status_error_message(method, path, status, _cut_token_id(body, call.segment)),
             method=method,
             path=path,
             status_code=status,
@@ -322,11 +324,7 @@ class RequestPipeline:
     def _clean_detail(self, detail: str, segment: str | None) -> str:
         """An HTTP-stack message without credentials or the whole token id, and short."""
         detail = redact_body(detail.encode("utf-8", "replace"), "utf-8", self._credential_texts)
-        # A segment of 4 characters or fewer is shown whole anyway (display_path).
-        if segment and len(segment) > _SHOWN_ID_CHARS:
-            for form in {segment, urllib.parse.unquote(segment)}:
-                detail = detail.replace(form, "…" + segment[-_SHOWN_ID_CHARS:])
-        return " ".join(detail.split())[:_DETAIL_CHARS]
+        return " ".join(_cut_token_id(detail, segment).split())[:_DETAIL_CHARS]
 
     def _body_without_credentials(self, response: httpx2.Response) -> str:
         """The body as text with every form of the credentials cut out (see ``_core.redaction``)."""
@@ -398,6 +396,17 @@ class _Call:
     status_code: int | None = None
     #: Whether an attempt so far may have taken effect (a 404 on delete means done then).
     may_have_acted: bool = False
+
+
+def _cut_token_id(text: str, segment: str | None) -> str:
+    """``text`` with the token id (as sent, or unquoted) cut to its last 4 characters."""
+    if segment:
+        for form in {segment, urllib.parse.unquote(segment)}:
+            # 4 characters or fewer are shown whole anyway (display_path), and replacing
+            # so short a text would take it out of every word that holds it.
+            if len(form) > _SHOWN_ID_CHARS:
+                text = text.replace(form, "…" + segment[-_SHOWN_ID_CHARS:])
+    return text
 
 
 def _the_response(response: httpx2.Response, _call: _Call) -> httpx2.Response:
