@@ -280,3 +280,29 @@ async def test_bodies_without_credentials_are_kept_as_received() -> None:
     with pytest.raises(Exception, match="Not found") as caught:
         await _client(404, b"Not found").authtokens.get("abc")
     assert caught.value.body == "Not found"  # type: ignore[attr-defined]
+
+
+# A success body whose documented field holds what the request sent: the reason the
+# message gives for refusing it quotes the field's value, and must not quote a credential.
+@pytest.mark.parametrize(
+    "document",
+    [
+        {"token": "abc", "volatile": PRIVATE_KEY},
+        {"token": "abc", "session_limit": AUTHORIZATION},
+        {"token": "abc", "grants": {"read": {"all": PAIR}}},
+    ],
+    ids=["key in a boolean", "header in an integer", "pair in a grant"],
+)
+async def test_unusable_success_field_echoing_credentials_is_cut_from_the_message(
+    document: dict[str, object],
+) -> None:
+    body = json.dumps(document).encode()
+    with pytest.raises(APIResponseValidationError) as caught:
+        await _client(200, body, "application/json").authtokens.get("abc")
+    error = caught.value
+    assert "unusable body" in str(error)
+    for text in (str(error), repr(error), error.body, repr(pickle.dumps(error))):
+        _assert_nothing_left(text, APP_TOKEN, PRIVATE_KEY)
+        # Nor a piece of one: the quoted value is cut short after it was cleaned.
+        assert CREDENTIALS[:12] not in text
+        assert PRIVATE_KEY[:12] not in text

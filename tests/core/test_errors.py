@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import base64
 import gc
 import pickle
+import traceback
+from urllib.parse import quote
 
 import httpx
 import pytest
 import respx
 
-from tests._support import COLLECTION_URL, PRIVATE_KEY, make_client
+from tests._support import APP_TOKEN, COLLECTION_URL, PRIVATE_KEY, make_client
 from ziggeo_async import (
     APIConnectionError,
     APIError,
@@ -110,6 +113,32 @@ async def test_status_error_keeps_status_and_body_verbatim(
     assert str(error).startswith(f"GET /v1/authtokens/…wxyz returned {status}: ")
     assert repr(body[:200]) in str(error)
     assert route.call_count == 1, "redirects are not followed"
+
+
+@pytest.mark.parametrize("token_id", ["8e2f0c1d9a7b4e3f", "é token/8e2f0c1d9a7b"])
+@pytest.mark.anyio
+async def test_a_body_quoting_the_token_id_shows_it_cut_in_the_message(token_id: str) -> None:
+    """A server that names the token in its error page (or echoes the request line):
+    the message shows the id as the path does, its last 4 characters; the body keeps it."""
+    quoted = quote(token_id, safe="")
+    body = f"no token {token_id} here; you asked for GET /v1/authtokens/{quoted} HTTP/1.1"
+    client = make_client(max_retries=0)
+    with respx.mock(assert_all_called=True) as router:
+        router.get(f"{COLLECTION_URL}{quoted}").respond(404, text=body)
+        with pytest.raises(NotFoundError) as caught:
+            await client.authtokens.get(token_id)
+    error = caught.value
+    assert error.body == body
+    shown = f"…{quoted[-4:]}"
+    assert str(error).count(shown) == 3  # the path, then each place the body had it
+    for text in (
+        str(error),
+        repr(error),
+        repr(error.args),
+        "".join(traceback.format_exception(error)),
+    ):
+        assert token_id not in text
+        assert quoted not in text
 
 
 @pytest.mark.anyio
@@ -242,3 +271,34 @@ async def test_a_body_that_does_not_decompress_is_a_connection_error(
     assert isinstance(caught.value.__cause__, httpx.DecodingError)
     assert route.call_count == attempts
     gc.collect()
+
+
+@pytest.mark.parametrize(
+    ("answer", "error_class"),
+    [
+        (httpx.ConnectError("refused"), APIConnectionError),
+        (httpx.Response(500, text="down"), InternalServerError),
+        (httpx.Response(200, text="not json"), APIResponseValidationError),
+    ],
+    ids=["connection", "status", "unusable body"],
+)
+@pytest.mark.anyio
+async def test_a_traceback_with_its_locals_shows_no_credential(
+    answer: Exception | httpx.Response, error_class: type[APIError]
+) -> None:
+    """What error trackers and ``capture_locals`` print: each frame's locals, by repr."""
+    client = make_client(max_retries=0)
+    with respx.mock(assert_all_called=True) as router:
+        router.get(f"{COLLECTION_URL}abcdef").mock(
+            side_effect=answer if isinstance(answer, Exception) else None,
+            return_value=answer if isinstance(answer, httpx.Response) else None,
+        )
+        with pytest.raises(error_class) as caught:
+            await client.authtokens.get("abcdef")
+    printed = "".join(
+        traceback.TracebackException.from_exception(caught.value, capture_locals=True).format()
+    )
+    assert "call = " in printed  # the pipeline's frame, with its locals, is in it
+    credentials = base64.b64encode(f"{APP_TOKEN}:{PRIVATE_KEY}".encode()).decode()
+    for secret in (PRIVATE_KEY, credentials, credentials.rstrip("=")):
+        assert secret not in printed

@@ -345,6 +345,25 @@ def test_constructor_refuses_bad_credentials() -> None:
         FakeZiggeo("a", "")
 
 
+@pytest.mark.parametrize(
+    ("credentials", "named"),
+    [
+        (("app", "private-key-SECRET\udcff"), "private_key"),
+        (("app", "private-key", "encryption-key-SECRET\udcff"), "encryption_key"),
+    ],
+)
+def test_a_credential_with_no_utf8_form_is_refused_without_being_quoted(
+    credentials: tuple[str, ...], named: str
+) -> None:
+    """As an environment variable with a byte that is not UTF-8 gives it (the CLI's --fake)."""
+    with pytest.raises(ConfigurationError, match=named) as caught:
+        FakeZiggeo(*credentials)
+    error: BaseException | None = caught.value
+    while error is not None:  # the whole chain, every argument of every exception in it
+        assert "SECRET" not in repr(error.args) + str(error) + repr(vars(error))
+        error = error.__cause__ or error.__context__
+
+
 def test_repr_and_pickle_keep_secrets_in(fake: FakeZiggeo) -> None:
     assert "private" not in repr(fake)
     assert "encryption" not in repr(fake)

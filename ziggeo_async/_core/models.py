@@ -113,7 +113,9 @@ def _lenient_int(field: str, value: object) -> int | None:
         return int(value)
     if isinstance(value, str) and _INTEGER_TEXT.fullmatch(value):
         return int(value)
-    raise ResponseShapeError(f"{field}: expected an integer, got {value!r:.40}")
+    # The type, not the value: a server that echoes the request could put a credential
+    # in any field, and a value cut short could not be recognised to be cleaned.
+    raise ResponseShapeError(f"{field}: expected an integer, got {type(value).__name__}")
 
 
 def _lenient_bool(field: str, value: object) -> bool | None:
@@ -123,7 +125,7 @@ def _lenient_bool(field: str, value: object) -> bool | None:
         return bool(value)
     if isinstance(value, str) and value.lower() in ("true", "false"):
         return value.lower() == "true"
-    raise ResponseShapeError(f"{field}: expected a boolean, got {value!r:.40}")
+    raise ResponseShapeError(f"{field}: expected a boolean, got {type(value).__name__}")
 
 
 def _frozen_mapping(data: Mapping[str, Any]) -> Mapping[str, Any]:

@@ -8,9 +8,16 @@ from __future__ import annotations
 
 import logging
 import re
+import urllib.parse
 from typing import Final
 
-__all__ = ["SHOWN_ID_CHARS", "TokenIdFilter", "shorten_token_ids_in", "shown_token_id"]
+__all__ = [
+    "SHOWN_ID_CHARS",
+    "TokenIdFilter",
+    "cut_token_id",
+    "shorten_token_ids_in",
+    "shown_token_id",
+]
 
 #: How many trailing characters of a token id logs and messages show.
 SHOWN_ID_CHARS: Final = 4
@@ -22,6 +29,17 @@ _TOKEN_IN_PATH: Final = re.compile(r"(/v1/authtokens/)([^/\s\"'?#]+)")
 def shown_token_id(token: str) -> str:
     """``token`` as the SDK writes it out: ``…`` and its last 4 characters."""
     return "…" + token[-SHOWN_ID_CHARS:]
+
+
+def cut_token_id(text: str, segment: str | None) -> str:
+    """``text`` with the token id ``segment`` (as sent, or unquoted) cut to its end."""
+    if segment:
+        for form in {segment, urllib.parse.unquote(segment)}:
+            # 4 characters or fewer are what is shown anyway, and replacing so short a
+            # text would take it out of every word that holds it.
+            if len(form) > SHOWN_ID_CHARS:
+                text = text.replace(form, shown_token_id(segment))
+    return text
 
 
 class TokenIdFilter(logging.Filter):

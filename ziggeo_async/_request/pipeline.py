@@ -31,7 +31,7 @@ from .._core.errors import (
     status_error_message,
 )
 from .._core.redaction import credential_texts, redact_body
-from .._core.token_ids import SHOWN_ID_CHARS, shown_token_id
+from .._core.token_ids import cut_token_id, shown_token_id
 from .._http import ResponseTooLarge, classify_failure
 from .observe import RetryEvent, SpanRecorder, announce_retry, start_span
 from .pacer import CURRENT_PACER, Pacer
@@ -253,7 +253,7 @@ class RequestPipeline:
                 if decision.verdict is Verdict.SUCCEED:
                     _log_attempt(method, path, outcome, attempt, started)
                     return response
-                problem = self._status_error(response, method, path)
+                problem = self._status_error(response, call)
             _log_attempt(method, path, outcome, attempt, started)
             # A wait that would outlast the deadline is not worth starting: give up now.
             out_of_time = (
@@ -276,11 +276,13 @@ class RequestPipeline:
             announce_retry(event, self._on_retry)
             await anyio.sleep(decision.delay)
 
-    def _status_error(self, response: httpx2.Response, method: str, path: str) -> APIStatusError:
+    def _status_error(self, response: httpx2.Response, call: _Call) -> APIStatusError:
         status = response.status_code
         body = self._body_without_credentials(response)
+        method, path = call.method, call.path
+        # The message shows the token id as the path does, even where the body names it.
         return error_class_for_status(status)(
-            status_error_message(method, path, status, body),
+            status_error_message(method, path, status, cut_token_id(body, call.segment)),
             method=method,
             path=path,
             status_code=status,
@@ -316,11 +318,7 @@ class RequestPipeline:
     def _clean_detail(self, detail: str, segment: str | None) -> str:
         """An HTTP-stack message without credentials or the whole token id, and short."""
         detail = redact_body(detail.encode("utf-8", "replace"), "utf-8", self._credential_texts)
-        # A segment of 4 characters or fewer is shown whole anyway (display_path).
-        if segment and len(segment) > SHOWN_ID_CHARS:
-            for form in {segment, urllib.parse.unquote(segment)}:
-                detail = detail.replace(form, shown_token_id(segment))
-        return " ".join(detail.split())[:_DETAIL_CHARS]
+        return " ".join(cut_token_id(detail, segment).split())[:_DETAIL_CHARS]
 
     def _body_without_credentials(self, response: httpx2.Response) -> str:
         """The body as text with every form of the credentials cut out (see ``_core.redaction``)."""
@@ -373,16 +371,20 @@ class RequestPipeline:
 
 @attrs.define
 class _Call:
-    """One call's request, fixed before the first attempt, and what its attempts found."""
+    """One call's request, fixed before the first attempt, and what its attempts found.
+
+    Its repr leaves out the headers (the Authorization header) and the whole token id:
+    a traceback printed with its frames' locals, as error trackers do, shows it.
+    """
 
     operation: Operation
     method: str
     #: The path as logs and messages show it (``display_path``).
     path: str
-    segment: str | None
-    url: str
+    segment: str | None = attrs.field(repr=False)
+    url: str = attrs.field(repr=False)
     content: bytes | None
-    headers: dict[str, str]
+    headers: dict[str, str] = attrs.field(repr=False)
     timeout: httpx2.Timeout
     attempts: int = 0
     status_code: int | None = None
