@@ -45,7 +45,18 @@ def test_auth_tokens_are_frozen_and_repr_leaves_out_the_raw_copy() -> None:
     with pytest.raises(attrs.exceptions.FrozenInstanceError):
         token.token = "other"  # type: ignore[misc]
     assert "created" not in repr(token)
-    assert repr(token).startswith("AuthToken(token='t'")
+    assert repr(token).startswith("AuthToken(token='…t'")
+
+
+def test_an_auth_tokens_repr_shows_its_id_cut_to_the_last_4() -> None:
+    """A server auth token id is a bearer credential: a token logged or printed whole
+    (``logger.info("made %r", token)``) shows its end only, as the SDK's lines do."""
+    token = AuthToken.from_json({"token": "8e2f0c1d9a7b4e3f", "session_limit": 1})
+    assert (
+        repr(token) == "AuthToken(token='…4e3f', nonce=None, volatile=None, hidden=None, "
+        "expiration_date=None, usage_expiration_time=None, session_limit=1, grants=None)"
+    )
+    assert token.token == "8e2f0c1d9a7b4e3f"  # the value itself is whole
 
 
 def test_to_json_is_a_copy_of_the_body() -> None:

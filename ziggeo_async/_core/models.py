@@ -10,6 +10,7 @@ from typing import Any
 import attrs
 
 from .errors import ValidationError
+from .token_ids import shown_token_id
 
 __all__ = ["GRANT_NAMES", "AuthToken", "Grant", "Grants", "ResponseShapeError"]
 
@@ -137,10 +138,12 @@ class AuthToken:
     """An auth token as Ziggeo returned it.
 
     The documented fields are typed; ``extra`` keeps every field the API sent that
-    is not documented, and ``raw`` the whole JSON object, untouched.
+    is not documented, and ``raw`` the whole JSON object, untouched. The repr shows the
+    token id cut to its last 4 characters, as the SDK's logs do: a token printed or
+    logged whole does not give its bearer credential away.
     """
 
-    token: str
+    token: str = attrs.field(repr=lambda token: repr(shown_token_id(token)))
     nonce: str | None = None
     volatile: bool | None = None
     hidden: bool | None = None
