@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import datetime, timedelta, timezone, tzinfo
 from types import MappingProxyType
 from typing import Any
@@ -166,6 +166,105 @@ async def test_unusual_but_valid_token_ids_are_sent_quoted(token: str) -> None:
     url = route.calls.last.request.url
     assert url.path == f"/v1/authtokens/{token}"
     assert url.raw_path.count(b"/") == 3
+
+
+class _NeverEqual(str):
+    """A token id whose comparisons say it is no dot segment."""
+
+    __slots__ = ()
+
+    def __eq__(self, other: object) -> bool:
+        return False
+
+    __hash__ = str.__hash__
+
+
+class _EncodesAsDots(str):
+    __slots__ = ()
+
+    def encode(self, encoding: str = "utf-8", errors: str = "strict") -> bytes:
+        return b".."
+
+
+class _IteratesClean(str):
+    __slots__ = ()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter("clean")
+
+
+class _ShortLength(str):
+    __slots__ = ()
+
+    def __len__(self) -> int:
+        return 1
+
+
+# str subclasses whose methods disagree with their text: the checks read the text.
+LYING_TOKEN_IDS: list[tuple[str, str | None]] = [
+    (_NeverEqual(".."), None),
+    (_NeverEqual(""), None),
+    (_IteratesClean("ab\x00cd"), None),
+    (_ShortLength("a" * 70_000), None),
+    (_EncodesAsDots("tok"), "/v1/authtokens/tok"),
+    (_EncodesAsDots("a/b"), "/v1/authtokens/a%2Fb"),
+]
+
+
+@pytest.mark.parametrize(("token", "raw_path"), LYING_TOKEN_IDS, ids=lambda value: repr(value)[:20])
+@pytest.mark.parametrize("operation", ["get", "update", "delete"])
+@pytest.mark.anyio
+async def test_a_str_subclass_token_id_is_checked_and_sent_by_its_text(
+    operation: str, token: str, raw_path: str | None
+) -> None:
+    client = make_client()
+    extra = {"session_limit": 1} if operation == "update" else {}
+    with respx.mock(assert_all_called=False) as router:
+        anything = router.route().respond(200, json={"token": "tok"})
+        if raw_path is None:
+            with pytest.raises(ValidationError, match="token"):
+                await getattr(client.authtokens, operation)(token, **extra)
+        else:
+            await getattr(client.authtokens, operation)(token, **extra)
+    if raw_path is None:
+        assert anything.call_count == 0
+    else:
+        assert anything.calls.last.request.url.raw_path == raw_path.encode()
+
+
+class _EqualsAnything(str):
+    __slots__ = ()
+
+    def __eq__(self, other: object) -> bool:
+        return True
+
+    __hash__ = str.__hash__
+
+
+class _PosesAsVolatile(_EqualsAnything):
+    def __hash__(self) -> int:
+        return hash("volatile")
+
+    def __str__(self) -> str:
+        return "volatile=true&hidden"
+
+
+@pytest.mark.parametrize(
+    ("arguments", "argument"),
+    [
+        ({_PosesAsVolatile("colour"): True}, "colour"),
+        ({"grants": {_EqualsAnything("admin"): {"all": True}}}, "grants.admin"),
+        ({"grants": {"read": {_EqualsAnything("everything"): True}}}, "grants.read.everything"),
+        ({"grants": {"read": {"resources": [_ShortLength("")]}}}, "grants.read.resources[0]"),
+    ],
+    ids=["argument name", "grant name", "grant field", "resource"],
+)
+def test_str_subclasses_in_arguments_are_checked_by_their_text(
+    arguments: dict[str, Any], argument: str
+) -> None:
+    with pytest.raises(ValidationError) as caught:
+        normalize_arguments(arguments)
+    assert caught.value.argument == argument
 
 
 BAD_TIMEOUTS: list[object] = [

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
-from typing import Any, Final, TypedDict, get_args, get_type_hints
+from typing import Any, Final, TypedDict, TypeVar, cast, get_args, get_type_hints
 from urllib.parse import quote, quote_plus
 
 from .errors import Refusal, ValidationError
@@ -54,6 +54,7 @@ MAX_TIMEOUT_SECONDS = 86_400
 _SHOWN_LIMIT = 10**20
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _SECOND = timedelta(seconds=1)
+_T = TypeVar("_T")
 
 #: What ``grants=`` accepts: the typed models, or the same shape as plain dicts.
 GrantsInput = Grants | Mapping[str, Grant | Mapping[str, Any]]
@@ -94,6 +95,12 @@ COUNT_ARGUMENTS: Final = tuple(
 
 def _type_name(value: object) -> str:
     return type(value).__name__
+
+
+def _text(value: _T) -> _T:
+    """A str subclass as its text: its own ``__eq__``, ``__hash__``, ``__len__`` or
+    ``__str__`` may disagree with it, and the checks and the wire read the text."""
+    return cast("_T", str.__str__(value)) if isinstance(value, str) else value
 
 
 def _check_bool(name: str, value: object) -> bool:
@@ -159,6 +166,8 @@ def _grant(name: str, value: object) -> dict[str, Any]:
             raise ValidationError(name, f"expected a Grant or a dict, got {_type_name(value)}")
     grant: dict[str, Any] = {}
     for field, field_value in value.items():
+        if type(field) is not str:
+            field = _text(field)  # noqa: PLW2901 - the checked name
         if field not in _GRANT_FIELDS:
             raise ValidationError(
                 f"{name}.{field}",
@@ -181,10 +190,11 @@ def _resources(where: str, value: object) -> list[str]:
     # A bare string is a sequence too: read as a list of characters, it would grant wrong videos.
     if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
         raise ValidationError(where, f"expected a list of video tokens, got {_type_name(value)}")
-    for index, item in enumerate(value):
+    resources = [_text(item) for item in value]
+    for index, item in enumerate(resources):
         if not isinstance(item, str) or not item:
             raise ValidationError(f"{where}[{index}]", "expected a non-empty string")
-    return list(value)
+    return resources
 
 
 def _grants(value: object) -> dict[str, Any]:
@@ -197,6 +207,8 @@ def _grants(value: object) -> dict[str, Any]:
             raise ValidationError("grants", f"expected a dict or Grants, got {_type_name(value)}")
     grants: dict[str, Any] = {}
     for name, grant in value.items():
+        if type(name) is not str:
+            name = _text(name)  # noqa: PLW2901 - the checked name
         if name not in GRANT_NAMES:
             raise ValidationError(
                 f"grants.{name}", f"unknown grant; expected one of {', '.join(GRANT_NAMES)}"
@@ -226,6 +238,8 @@ def normalize_arguments(arguments: Mapping[str, object]) -> dict[str, Any]:
     """
     normalized: dict[str, Any] = {}
     for name, value in arguments.items():
+        if type(name) is not str:
+            name = _text(name)  # noqa: PLW2901 - the checked name
         normalizer = _NORMALIZERS.get(name) if isinstance(name, str) else None
         if normalizer is None:
             raise ValidationError(
@@ -305,8 +319,10 @@ def path_segment(argument: str, value: object) -> str:
     segments away after quoting, so quoting alone would not stop a traversal. Refuses
     more than ``MAX_TOKEN_ID_CHARS`` characters.
     """
-    if not isinstance(value, str):
-        raise ValidationError(argument, f"expected a string, got {_type_name(value)}")
+    if type(value) is not str:
+        if not isinstance(value, str):
+            raise ValidationError(argument, f"expected a string, got {_type_name(value)}")
+        value = str.__str__(value)  # its text (see _text); quote() calls its encode too
     if value in ("", ".", ".."):
         raise ValidationError(argument, f"{value!r} is not a token id")
     if len(value) > MAX_TOKEN_ID_CHARS:
