@@ -55,6 +55,55 @@ def test_base_url_with_credentials_query_or_fragment_is_refused(base_url: str) -
     assert "pw" not in str(caught.value)
 
 
+# Each failed only on the first request, from below: a port out of range raised an
+# ExceptionGroup (OverflowError) through httpx2 and ValueError through aiohttp, a host
+# label too long or empty UnicodeError through aiohttp, a lone surrogate in the path
+# UnicodeEncodeError and an httpx2.URL TypeError at once.
+MALFORMED_BASE_URLS: list[object] = [
+    "http://127.0.0.1:0",
+    "http://127.0.0.1:65536",
+    "http://127.0.0.1:99999999999",
+    "http://127.0.0.1:-1",
+    "http://[::1]:70000",
+    "https://proxy.example ",
+    "https://proxy%00.example",
+    "https://%zz",
+    "https://proxy..example",
+    "https://.proxy.example",
+    "https://" + "a" * 64 + ".example",
+    "https://" + "a." * 127 + "example",
+    "https://proxy\\example",
+    "https://proxy;example",
+    "https://proxy.example/\ud800",
+    "https://proxy.example/%",
+    "https://proxy.example/%zz/",
+    httpx2.URL("https://proxy.example"),
+]
+
+
+@pytest.mark.parametrize("base_url", MALFORMED_BASE_URLS, ids=repr)
+def test_a_base_url_no_request_could_go_to_is_refused(base_url: object) -> None:
+    with pytest.raises(ConfigurationError, match="base_url"):
+        AsyncZiggeo("app", "pk", base_url=base_url)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("base_url", "expected"),
+    [
+        ("https://proxy.example:65535", "https://proxy.example:65535"),
+        ("http://127.0.0.1:1", "http://127.0.0.1:1"),
+        ("https://[::1]:8443/ziggeo", "https://[::1]:8443/ziggeo"),
+        ("https://Proxy.Example./", "https://proxy.example."),
+        ("https://bücher.example", "https://xn--bcher-kva.example"),
+        ("https://my_proxy.internal", "https://my_proxy.internal"),
+        ("https://" + "a" * 63 + ".example", "https://" + "a" * 63 + ".example"),
+        ("https://proxy.example/a%2Fb", "https://proxy.example/a%2Fb"),
+    ],
+)
+def test_unusual_but_valid_base_urls_are_kept(base_url: str, expected: str) -> None:
+    assert AsyncZiggeo("app", "pk", base_url=base_url).base_url == expected
+
+
 # -- configuration and region routing ------------------------------------------------
 
 
