@@ -165,6 +165,31 @@ def test_bad_configuration_is_refused_by_name(
     assert not isinstance(caught.value.__context__, UnicodeError), "it would hold the secret"
 
 
+@pytest.mark.parametrize(
+    ("credentials", "named"),
+    [
+        (("app\n", PRIVATE_KEY), "app_token"),
+        (("app", PRIVATE_KEY + "\n"), "private_key"),
+        (("app", PRIVATE_KEY + "\r\n"), "private_key"),
+        (("app", "\t" + PRIVATE_KEY), "private_key"),
+        (("app", PRIVATE_KEY + "\x00"), "private_key"),
+        (("app", PRIVATE_KEY + "\x85"), "private_key"),
+        (("app", PRIVATE_KEY, ENCRYPTION_KEY + "\n"), "encryption_key"),
+        (("app", PRIVATE_KEY, ENCRYPTION_KEY + "\x7f"), "encryption_key"),
+    ],
+)
+def test_a_credential_with_a_control_character_is_refused_when_the_client_is_made(
+    credentials: tuple[str, ...], named: str
+) -> None:
+    # A key read from a file or a mounted secret often ends in a line break: sent in
+    # the Basic credentials it drew a 401, and in an encryption key it made client
+    # tokens Ziggeo cannot read.
+    with pytest.raises(ConfigurationError, match=f"{named} must not contain a control") as caught:
+        AsyncZiggeo(*credentials)
+    assert PRIVATE_KEY not in str(caught.value)
+    assert ENCRYPTION_KEY not in str(caught.value)
+
+
 def test_private_key_may_hold_a_colon_and_non_ascii() -> None:
     client = AsyncZiggeo("app", "pa:ss·wörd")
     assert client.app_token == "app"

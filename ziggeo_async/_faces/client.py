@@ -73,6 +73,9 @@ def host_for(app_token: str) -> str:
     return EU_WEST_1_HOST if app_token.startswith("r1") else DEFAULT_HOST
 
 
+_CONTROL_CHARACTER: Final = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
 def _check_credential(name: str, value: object, *, may_hold_colon: bool = True) -> None:
     if not isinstance(value, str) or not value:
         raise ConfigurationError(f"{name} must be a non-empty string")
@@ -81,6 +84,13 @@ def _check_credential(name: str, value: object, *, may_hold_colon: bool = True) 
     # Checked here rather than left to .encode(): its UnicodeEncodeError would carry the secret.
     if any("\ud800" <= char <= "\udfff" for char in value):
         raise ConfigurationError(f"{name} must not contain a lone surrogate (it has no UTF-8 form)")
+    # No credential holds one; a line break read in with it from a file or a secret does.
+    control = _CONTROL_CHARACTER.search(value)
+    if control is not None:
+        raise ConfigurationError(
+            f"{name} must not contain a control character "
+            f"(U+{ord(control.group()):04X}; a line break read in with it?)"
+        )
 
 
 def check_encryption_key(encryption_key: str, *, stacklevel: int = 1) -> None:
