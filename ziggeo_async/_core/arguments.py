@@ -9,7 +9,7 @@ client-token cipher puts them into its JSON payload as they are.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterable, Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any, Final, TypedDict, TypeVar, cast, get_args, get_type_hints
 from urllib.parse import quote, quote_plus
@@ -27,6 +27,7 @@ __all__ = [
     "MAX_TOKEN_ID_CHARS",
     "GrantsInput",
     "TokenArguments",
+    "check_batch_items",
     "encode_form",
     "json_writer",
     "normalize_arguments",
@@ -310,6 +311,18 @@ def encode_form(normalized: Mapping[str, Any]) -> bytes:
         f"{name}={_form_value(value).translate(_FORM_ESCAPES)}"
         for name, value in normalized.items()
     ).encode("ascii")
+
+
+def check_batch_items(argument: str, items: object) -> None:
+    """A batch's input: an iterable or async iterable of items, checked when the batch is
+    made. A string, bytes or a mapping is iterable too, as characters, ints or keys: a
+    batch over one would send a request per piece, so it is refused."""
+    if isinstance(items, (str, bytes, bytearray, Mapping)) or not isinstance(
+        items, (Iterable, AsyncIterable)
+    ):
+        raise ValidationError(
+            argument, f"expected an iterable or async iterable of items, got {_type_name(items)}"
+        )
 
 
 def path_segment(argument: str, value: object) -> str:
