@@ -27,6 +27,7 @@ __all__ = [
     "MAX_TOKEN_ID_CHARS",
     "GrantsInput",
     "TokenArguments",
+    "check_argument_names",
     "check_batch_items",
     "encode_form",
     "json_writer",
@@ -243,12 +244,29 @@ def normalize_arguments(arguments: Mapping[str, object]) -> dict[str, Any]:
             name = _text(name)  # noqa: PLW2901 - the checked name
         normalizer = _NORMALIZERS.get(name) if isinstance(name, str) else None
         if normalizer is None:
-            raise ValidationError(
-                str(name), f"unknown argument; expected one of {', '.join(ARGUMENT_NAMES)}"
-            )
+            raise _unknown_argument(name)
         if value is not None:
             normalized[name] = normalizer(value)
     return normalized
+
+
+def _unknown_argument(name: object) -> ValidationError:
+    return ValidationError(
+        str(name), f"unknown argument; expected one of {', '.join(ARGUMENT_NAMES)}"
+    )
+
+
+def check_argument_names(arguments: Mapping[Any, object]) -> None:
+    """Refuse a mapping that holds a name other than ``ARGUMENT_NAMES``, as
+    ``normalize_arguments`` does, before it is spread into a call as keywords: there
+    ``timeout`` or ``deadline`` would set the call's own, and ``self`` or a positional
+    parameter's name would be a ``TypeError``. For mappings that come as data (the
+    legacy module's dicts, the CLI's input lines)."""
+    for name in arguments:
+        if type(name) is not str:
+            name = _text(name)  # noqa: PLW2901 - the checked name
+        if not isinstance(name, str) or name not in _NORMALIZERS:
+            raise _unknown_argument(name)
 
 
 def json_writer(*, item_separator: str, key_separator: str) -> Callable[[Any], str]:
