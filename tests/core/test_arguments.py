@@ -443,6 +443,41 @@ def test_a_datetime_whose_zone_gives_no_offset_counts_as_naive() -> None:
         normalize_arguments({"expiration_date": moment})
 
 
+class _ZoneWithOffset(tzinfo):
+    """A zone whose offset is whatever it was given, valid or not."""
+
+    def __init__(self, offset: object) -> None:
+        self.offset = offset
+
+    def utcoffset(self, dt: datetime | None) -> Any:
+        return self.offset
+
+    def dst(self, dt: datetime | None) -> None:
+        return None
+
+
+@pytest.mark.parametrize(
+    "offset",
+    # datetime raises ValueError for an offset of a day or more, TypeError for a non-timedelta.
+    [timedelta(hours=30), timedelta(days=-1), "+01:00", 3600],
+    ids=repr,
+)
+@pytest.mark.parametrize("call", ARGUMENT_CALLS, ids=lambda call: call.__name__)
+@pytest.mark.anyio
+async def test_a_datetime_whose_zone_gives_a_bad_offset_is_refused(
+    call: Call, offset: object
+) -> None:
+    client = make_client()
+    moment = datetime(2030, 1, 1, tzinfo=_ZoneWithOffset(offset))
+    with respx.mock(assert_all_called=False) as router:
+        anything = router.route()
+        with pytest.raises(ValidationError) as caught:
+            await call(client, {"expiration_date": moment})
+    assert caught.value.argument == "expiration_date"
+    assert "offset" in caught.value.reason
+    assert anything.call_count == 0
+
+
 def test_non_text_argument_name_is_refused() -> None:
     with pytest.raises(ValidationError) as caught:
         normalize_arguments({5: 1})  # type: ignore[dict-item]

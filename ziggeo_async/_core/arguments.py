@@ -143,7 +143,14 @@ def timeout_seconds(argument: str, value: object, refuse: Refusal = ValidationEr
 
 def _expiration_date(value: object) -> int:
     if isinstance(value, datetime):
-        if value.tzinfo is None or value.utcoffset() is None:
+        try:
+            # datetime raises for a tzinfo whose offset is no timedelta or a day or more.
+            offset = None if value.tzinfo is None else value.utcoffset()
+        except (TypeError, ValueError):
+            raise ValidationError(
+                "expiration_date", "its tzinfo gives no valid UTC offset"
+            ) from None
+        if offset is None:
             raise ValidationError(
                 "expiration_date",
                 "naive datetime is ambiguous; give an aware one (tzinfo set) or Unix seconds",
