@@ -544,6 +544,83 @@ def test_int_subclasses_are_sent_as_digits(value: int) -> None:
     assert encode_form(normalized) == b"session_limit=2&expiration_date=2"
 
 
+class _MirroredInt(int):
+    """An int that compares as its absolute value: -5 passes for 5 in every check."""
+
+    def __lt__(self, other: object) -> bool:
+        return abs(int(self)) < other  # type: ignore[operator]
+
+    def __le__(self, other: object) -> bool:
+        return abs(int(self)) <= other  # type: ignore[operator]
+
+    def __gt__(self, other: object) -> bool:
+        return abs(int(self)) > other  # type: ignore[operator]
+
+    def __ge__(self, other: object) -> bool:
+        return abs(int(self)) >= other  # type: ignore[operator]
+
+
+class _MirroredFloat(float):
+    def __lt__(self, other: object) -> bool:
+        return abs(float(self)) < other  # type: ignore[operator]
+
+    def __le__(self, other: object) -> bool:
+        return abs(float(self)) <= other  # type: ignore[operator]
+
+    def __gt__(self, other: object) -> bool:
+        return abs(float(self)) > other  # type: ignore[operator]
+
+    def __ge__(self, other: object) -> bool:
+        return abs(float(self)) >= other  # type: ignore[operator]
+
+
+def _auth() -> Any:
+    return make_client().auth
+
+
+# Each took the mirrored -5 for 5: a form sent with session_limit=-5, a negative timeout
+# handed to httpx, os.urandom(-80) raising ValueError, anyio.Semaphore(-5) ValueError.
+MIRRORED_NUMBERS: list[tuple[Callable[[Any], object], str, type[Exception]]] = [
+    (lambda n: normalize_arguments({"session_limit": n}), "session_limit", ValidationError),
+    (lambda n: normalize_arguments({"expiration_date": n}), "expiration_date", ValidationError),
+    (
+        lambda n: normalize_arguments({"usage_expiration_time": n}),
+        "usage_expiration_time",
+        ValidationError,
+    ),
+    (lambda n: timeout_seconds("timeout", n), "timeout", ValidationError),
+    (lambda n: AsyncZiggeo("app", "pk", timeout=n), "timeout", ConfigurationError),
+    (lambda n: AsyncZiggeo("app", "pk", deadline=n), "deadline", ConfigurationError),
+    (lambda n: AsyncZiggeo("app", "pk", max_retries=n), "max_retries", ConfigurationError),
+    (lambda n: RetryPolicy(backoff_base=n), "backoff_base", ConfigurationError),
+    (lambda n: RetryPolicy(retry_after_cap=n), "retry_after_cap", ConfigurationError),
+    (lambda n: _auth().generate_many(n), "count", ValidationError),  # a float: count_or_items
+]
+
+
+@pytest.mark.parametrize(("call", "named", "error"), MIRRORED_NUMBERS)
+@pytest.mark.parametrize("number", [_MirroredInt(-5), _MirroredFloat(-5.0)], ids=["int", "float"])
+def test_a_number_is_checked_by_its_value_not_by_its_comparisons(
+    call: Callable[[Any], object], named: str, error: type[Exception], number: object
+) -> None:
+    # Refused by name either way: the float ones by their type where an int is expected.
+    with pytest.raises(error, match=named):
+        call(number)
+
+
+@pytest.mark.parametrize(
+    "options", [{"concurrency": _MirroredInt(-5)}, {"max_per_second": _MirroredFloat(-5.0)}]
+)
+@pytest.mark.anyio
+async def test_batch_options_are_checked_by_their_value_not_by_their_comparisons(
+    options: dict[str, Any],
+) -> None:
+    client = make_client()
+    with pytest.raises(ValidationError) as caught:
+        client.authtokens.create_many([], **options)
+    assert caught.value.argument == next(iter(options))
+
+
 @pytest.mark.anyio
 async def test_a_batch_item_nested_without_end_is_that_items_validation_error() -> None:
     client = make_client()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterable, Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
-from typing import Any, Final, TypedDict, TypeVar, cast, get_args, get_type_hints
+from typing import Any, Final, TypedDict, TypeVar, cast, get_args, get_type_hints, overload
 from urllib.parse import quote, quote_plus
 
 from .errors import Refusal, ValidationError
@@ -33,6 +33,7 @@ __all__ = [
     "json_writer",
     "normalize_arguments",
     "path_segment",
+    "plain_number",
     "timeout_seconds",
 ]
 
@@ -105,6 +106,17 @@ def _text(value: _T) -> _T:
     return cast("_T", str.__str__(value)) if isinstance(value, str) else value
 
 
+@overload
+def plain_number(value: int) -> int: ...
+@overload
+def plain_number(value: float) -> float: ...
+def plain_number(value: float) -> float:
+    """An int or float (a subclass, say) as the plain number it holds. A subclass's own
+    comparisons, ``__str__`` or ``__index__`` may disagree with its value; every check
+    compares, and the wire and httpx read the value."""
+    return int.__int__(value) if isinstance(value, int) else float.__float__(value)
+
+
 def _check_bool(name: str, value: object) -> bool:
     if not isinstance(value, bool):
         raise ValidationError(name, f"expected True or False, got {_type_name(value)}")
@@ -116,14 +128,14 @@ def _check_count(name: str, value: object, maximum: int) -> int:
         return value
     if isinstance(value, bool) or not isinstance(value, int):
         raise ValidationError(name, f"expected an int, got {_type_name(value)}")
+    value = plain_number(value)
     if value < 0:
         # str() of a huge int raises ValueError (more than 4,300 digits): show short ones.
         shown = f", got {value}" if value > -_SHOWN_LIMIT else ""
         raise ValidationError(name, f"must not be negative{shown}")
     if value > maximum:
         raise ValidationError(name, f"must be at most {maximum}")
-    # A plain int: an IntEnum or other subclass may str() as its name, not its digits.
-    return int(value)
+    return value  # plain: an IntEnum or other subclass may str() as its name, not its digits
 
 
 def timeout_seconds(argument: str, value: object, refuse: Refusal = ValidationError) -> float:
@@ -135,6 +147,8 @@ def timeout_seconds(argument: str, value: object, refuse: Refusal = ValidationEr
     """
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise refuse(argument, f"expected a number of seconds, got {_type_name(value)}")
+    if type(value) is not float and type(value) is not int:
+        value = plain_number(value)
     # Compared before float(): float(10**400) would raise OverflowError.
     if not 0 < value <= MAX_TIMEOUT_SECONDS:  # also False for NaN
         raise refuse(argument, f"must be above 0 and at most {MAX_TIMEOUT_SECONDS} seconds (a day)")

@@ -32,6 +32,7 @@ import anyio.abc
 import attrs
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
+from .._core.arguments import plain_number
 from .._core.errors import ValidationError, ZiggeoError
 from .._core.loops import running_async_library
 from .pacer import CURRENT_PACER, Pacer
@@ -79,7 +80,7 @@ def check_batch_options(concurrency: object, max_per_second: object) -> None:
         raise ValidationError(
             "concurrency", f"expected an int >= 1, got {type(concurrency).__name__}"
         )
-    if concurrency < 1:
+    if plain_number(concurrency) < 1:
         raise ValidationError("concurrency", "expected an int >= 1")
     if max_per_second is None:
         return
@@ -89,7 +90,8 @@ def check_batch_options(concurrency: object, max_per_second: object) -> None:
             f"expected a positive number or None, got {type(max_per_second).__name__}",
         )
     # Compared, not converted: float() of an int too large for one raises OverflowError.
-    if not 0 < max_per_second <= sys.float_info.max:  # also False for NaN and infinity
+    # The comparison is also False for NaN and infinity.
+    if not 0 < plain_number(max_per_second) <= sys.float_info.max:
         raise ValidationError("max_per_second", "expected a positive finite number or None")
 
 
