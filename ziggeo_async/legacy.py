@@ -29,7 +29,7 @@ from typing import Any
 
 import httpx2
 
-from ._core.arguments import COUNT_ARGUMENTS, FLAG_ARGUMENTS
+from ._core.arguments import COUNT_ARGUMENTS, FLAG_ARGUMENTS, check_argument_names
 from ._core.errors import ValidationError
 from ._faces.sync import SyncZiggeo
 
@@ -121,12 +121,14 @@ def official_arguments(data: Mapping[str, Any] | None, *, argument: str = "data"
     The one conversion of what the official SDK accepted and sent as form strings:
     ``"session_limit": "1"``, ``"volatile": "true"`` or ``1``, ``"hidden": "false"``,
     grants as a JSON string (see ``official_grants``). Values of other types pass
-    through unchanged, and everything is then checked as for ``SyncZiggeo``.
+    through unchanged, and everything is then checked as for ``SyncZiggeo``. A name
+    that is no argument (``timeout`` among them) raises ``ValidationError`` naming it.
     """
     if data is None:
         return {}
     if not isinstance(data, Mapping):
         raise ValidationError(argument, f"expected a dict of arguments, got {type(data).__name__}")
+    check_argument_names(data)  # before they become keywords of the typed call
     converted: dict[str, Any] = {}
     for name, value in data.items():
         if name in _BOOL_FIELDS:

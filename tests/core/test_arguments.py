@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import datetime, timedelta, timezone, tzinfo
 from types import MappingProxyType
 from typing import Any
@@ -166,6 +166,105 @@ async def test_unusual_but_valid_token_ids_are_sent_quoted(token: str) -> None:
     url = route.calls.last.request.url
     assert url.path == f"/v1/authtokens/{token}"
     assert url.raw_path.count(b"/") == 3
+
+
+class _NeverEqual(str):
+    """A token id whose comparisons say it is no dot segment."""
+
+    __slots__ = ()
+
+    def __eq__(self, other: object) -> bool:
+        return False
+
+    __hash__ = str.__hash__
+
+
+class _EncodesAsDots(str):
+    __slots__ = ()
+
+    def encode(self, encoding: str = "utf-8", errors: str = "strict") -> bytes:
+        return b".."
+
+
+class _IteratesClean(str):
+    __slots__ = ()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter("clean")
+
+
+class _ShortLength(str):
+    __slots__ = ()
+
+    def __len__(self) -> int:
+        return 1
+
+
+# str subclasses whose methods disagree with their text: the checks read the text.
+LYING_TOKEN_IDS: list[tuple[str, str | None]] = [
+    (_NeverEqual(".."), None),
+    (_NeverEqual(""), None),
+    (_IteratesClean("ab\x00cd"), None),
+    (_ShortLength("a" * 70_000), None),
+    (_EncodesAsDots("tok"), "/v1/authtokens/tok"),
+    (_EncodesAsDots("a/b"), "/v1/authtokens/a%2Fb"),
+]
+
+
+@pytest.mark.parametrize(("token", "raw_path"), LYING_TOKEN_IDS, ids=lambda value: repr(value)[:20])
+@pytest.mark.parametrize("operation", ["get", "update", "delete"])
+@pytest.mark.anyio
+async def test_a_str_subclass_token_id_is_checked_and_sent_by_its_text(
+    operation: str, token: str, raw_path: str | None
+) -> None:
+    client = make_client()
+    extra = {"session_limit": 1} if operation == "update" else {}
+    with respx.mock(assert_all_called=False) as router:
+        anything = router.route().respond(200, json={"token": "tok"})
+        if raw_path is None:
+            with pytest.raises(ValidationError, match="token"):
+                await getattr(client.authtokens, operation)(token, **extra)
+        else:
+            await getattr(client.authtokens, operation)(token, **extra)
+    if raw_path is None:
+        assert anything.call_count == 0
+    else:
+        assert anything.calls.last.request.url.raw_path == raw_path.encode()
+
+
+class _EqualsAnything(str):
+    __slots__ = ()
+
+    def __eq__(self, other: object) -> bool:
+        return True
+
+    __hash__ = str.__hash__
+
+
+class _PosesAsVolatile(_EqualsAnything):
+    def __hash__(self) -> int:
+        return hash("volatile")
+
+    def __str__(self) -> str:
+        return "volatile=true&hidden"
+
+
+@pytest.mark.parametrize(
+    ("arguments", "argument"),
+    [
+        ({_PosesAsVolatile("colour"): True}, "colour"),
+        ({"grants": {_EqualsAnything("admin"): {"all": True}}}, "grants.admin"),
+        ({"grants": {"read": {_EqualsAnything("everything"): True}}}, "grants.read.everything"),
+        ({"grants": {"read": {"resources": [_ShortLength("")]}}}, "grants.read.resources[0]"),
+    ],
+    ids=["argument name", "grant name", "grant field", "resource"],
+)
+def test_str_subclasses_in_arguments_are_checked_by_their_text(
+    arguments: dict[str, Any], argument: str
+) -> None:
+    with pytest.raises(ValidationError) as caught:
+        normalize_arguments(arguments)
+    assert caught.value.argument == argument
 
 
 BAD_TIMEOUTS: list[object] = [
@@ -344,6 +443,41 @@ def test_a_datetime_whose_zone_gives_no_offset_counts_as_naive() -> None:
         normalize_arguments({"expiration_date": moment})
 
 
+class _ZoneWithOffset(tzinfo):
+    """A zone whose offset is whatever it was given, valid or not."""
+
+    def __init__(self, offset: object) -> None:
+        self.offset = offset
+
+    def utcoffset(self, dt: datetime | None) -> Any:
+        return self.offset
+
+    def dst(self, dt: datetime | None) -> None:
+        return None
+
+
+@pytest.mark.parametrize(
+    "offset",
+    # datetime raises ValueError for an offset of a day or more, TypeError for a non-timedelta.
+    [timedelta(hours=30), timedelta(days=-1), "+01:00", 3600],
+    ids=repr,
+)
+@pytest.mark.parametrize("call", ARGUMENT_CALLS, ids=lambda call: call.__name__)
+@pytest.mark.anyio
+async def test_a_datetime_whose_zone_gives_a_bad_offset_is_refused(
+    call: Call, offset: object
+) -> None:
+    client = make_client()
+    moment = datetime(2030, 1, 1, tzinfo=_ZoneWithOffset(offset))
+    with respx.mock(assert_all_called=False) as router:
+        anything = router.route()
+        with pytest.raises(ValidationError) as caught:
+            await call(client, {"expiration_date": moment})
+    assert caught.value.argument == "expiration_date"
+    assert "offset" in caught.value.reason
+    assert anything.call_count == 0
+
+
 def test_non_text_argument_name_is_refused() -> None:
     with pytest.raises(ValidationError) as caught:
         normalize_arguments({5: 1})  # type: ignore[dict-item]
@@ -408,6 +542,83 @@ def test_int_subclasses_are_sent_as_digits(value: int) -> None:
     normalized = normalize_arguments({"session_limit": value, "expiration_date": value})
     assert type(normalized["session_limit"]) is int
     assert encode_form(normalized) == b"session_limit=2&expiration_date=2"
+
+
+class _MirroredInt(int):
+    """An int that compares as its absolute value: -5 passes for 5 in every check."""
+
+    def __lt__(self, other: object) -> bool:
+        return abs(int(self)) < other  # type: ignore[operator]
+
+    def __le__(self, other: object) -> bool:
+        return abs(int(self)) <= other  # type: ignore[operator]
+
+    def __gt__(self, other: object) -> bool:
+        return abs(int(self)) > other  # type: ignore[operator]
+
+    def __ge__(self, other: object) -> bool:
+        return abs(int(self)) >= other  # type: ignore[operator]
+
+
+class _MirroredFloat(float):
+    def __lt__(self, other: object) -> bool:
+        return abs(float(self)) < other  # type: ignore[operator]
+
+    def __le__(self, other: object) -> bool:
+        return abs(float(self)) <= other  # type: ignore[operator]
+
+    def __gt__(self, other: object) -> bool:
+        return abs(float(self)) > other  # type: ignore[operator]
+
+    def __ge__(self, other: object) -> bool:
+        return abs(float(self)) >= other  # type: ignore[operator]
+
+
+def _auth() -> Any:
+    return make_client().auth
+
+
+# Each took the mirrored -5 for 5: a form sent with session_limit=-5, a negative timeout
+# handed to httpx, os.urandom(-80) raising ValueError, anyio.Semaphore(-5) ValueError.
+MIRRORED_NUMBERS: list[tuple[Callable[[Any], object], str, type[Exception]]] = [
+    (lambda n: normalize_arguments({"session_limit": n}), "session_limit", ValidationError),
+    (lambda n: normalize_arguments({"expiration_date": n}), "expiration_date", ValidationError),
+    (
+        lambda n: normalize_arguments({"usage_expiration_time": n}),
+        "usage_expiration_time",
+        ValidationError,
+    ),
+    (lambda n: timeout_seconds("timeout", n), "timeout", ValidationError),
+    (lambda n: AsyncZiggeo("app", "pk", timeout=n), "timeout", ConfigurationError),
+    (lambda n: AsyncZiggeo("app", "pk", deadline=n), "deadline", ConfigurationError),
+    (lambda n: AsyncZiggeo("app", "pk", max_retries=n), "max_retries", ConfigurationError),
+    (lambda n: RetryPolicy(backoff_base=n), "backoff_base", ConfigurationError),
+    (lambda n: RetryPolicy(retry_after_cap=n), "retry_after_cap", ConfigurationError),
+    (lambda n: _auth().generate_many(n), "count", ValidationError),  # a float: count_or_items
+]
+
+
+@pytest.mark.parametrize(("call", "named", "error"), MIRRORED_NUMBERS)
+@pytest.mark.parametrize("number", [_MirroredInt(-5), _MirroredFloat(-5.0)], ids=["int", "float"])
+def test_a_number_is_checked_by_its_value_not_by_its_comparisons(
+    call: Callable[[Any], object], named: str, error: type[Exception], number: object
+) -> None:
+    # Refused by name either way: the float ones by their type where an int is expected.
+    with pytest.raises(error, match=named):
+        call(number)
+
+
+@pytest.mark.parametrize(
+    "options", [{"concurrency": _MirroredInt(-5)}, {"max_per_second": _MirroredFloat(-5.0)}]
+)
+@pytest.mark.anyio
+async def test_batch_options_are_checked_by_their_value_not_by_their_comparisons(
+    options: dict[str, Any],
+) -> None:
+    client = make_client()
+    with pytest.raises(ValidationError) as caught:
+        client.authtokens.create_many([], **options)
+    assert caught.value.argument == next(iter(options))
 
 
 @pytest.mark.anyio

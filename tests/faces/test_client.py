@@ -55,6 +55,55 @@ def test_base_url_with_credentials_query_or_fragment_is_refused(base_url: str) -
     assert "pw" not in str(caught.value)
 
 
+# Each failed only on the first request, from below: a port out of range raised an
+# ExceptionGroup (OverflowError) through httpx2 and ValueError through aiohttp, a host
+# label too long or empty UnicodeError through aiohttp, a lone surrogate in the path
+# UnicodeEncodeError and an httpx2.URL TypeError at once.
+MALFORMED_BASE_URLS: list[object] = [
+    "http://127.0.0.1:0",
+    "http://127.0.0.1:65536",
+    "http://127.0.0.1:99999999999",
+    "http://127.0.0.1:-1",
+    "http://[::1]:70000",
+    "https://proxy.example ",
+    "https://proxy%00.example",
+    "https://%zz",
+    "https://proxy..example",
+    "https://.proxy.example",
+    "https://" + "a" * 64 + ".example",
+    "https://" + "a." * 127 + "example",
+    "https://proxy\\example",
+    "https://proxy;example",
+    "https://proxy.example/\ud800",
+    "https://proxy.example/%",
+    "https://proxy.example/%zz/",
+    httpx2.URL("https://proxy.example"),
+]
+
+
+@pytest.mark.parametrize("base_url", MALFORMED_BASE_URLS, ids=repr)
+def test_a_base_url_no_request_could_go_to_is_refused(base_url: object) -> None:
+    with pytest.raises(ConfigurationError, match="base_url"):
+        AsyncZiggeo("app", "pk", base_url=base_url)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("base_url", "expected"),
+    [
+        ("https://proxy.example:65535", "https://proxy.example:65535"),
+        ("http://127.0.0.1:1", "http://127.0.0.1:1"),
+        ("https://[::1]:8443/ziggeo", "https://[::1]:8443/ziggeo"),
+        ("https://Proxy.Example./", "https://proxy.example."),
+        ("https://bücher.example", "https://xn--bcher-kva.example"),
+        ("https://my_proxy.internal", "https://my_proxy.internal"),
+        ("https://" + "a" * 63 + ".example", "https://" + "a" * 63 + ".example"),
+        ("https://proxy.example/a%2Fb", "https://proxy.example/a%2Fb"),
+    ],
+)
+def test_unusual_but_valid_base_urls_are_kept(base_url: str, expected: str) -> None:
+    assert AsyncZiggeo("app", "pk", base_url=base_url).base_url == expected
+
+
 # -- configuration and region routing ------------------------------------------------
 
 
@@ -114,6 +163,31 @@ def test_bad_configuration_is_refused_by_name(
         AsyncZiggeo(*arguments, **options)  # type: ignore[arg-type]
     assert PRIVATE_KEY not in str(caught.value)
     assert not isinstance(caught.value.__context__, UnicodeError), "it would hold the secret"
+
+
+@pytest.mark.parametrize(
+    ("credentials", "named"),
+    [
+        (("app\n", PRIVATE_KEY), "app_token"),
+        (("app", PRIVATE_KEY + "\n"), "private_key"),
+        (("app", PRIVATE_KEY + "\r\n"), "private_key"),
+        (("app", "\t" + PRIVATE_KEY), "private_key"),
+        (("app", PRIVATE_KEY + "\x00"), "private_key"),
+        (("app", PRIVATE_KEY + "\x85"), "private_key"),
+        (("app", PRIVATE_KEY, ENCRYPTION_KEY + "\n"), "encryption_key"),
+        (("app", PRIVATE_KEY, ENCRYPTION_KEY + "\x7f"), "encryption_key"),
+    ],
+)
+def test_a_credential_with_a_control_character_is_refused_when_the_client_is_made(
+    credentials: tuple[str, ...], named: str
+) -> None:
+    # A key read from a file or a mounted secret often ends in a line break: sent in
+    # the Basic credentials it drew a 401, and in an encryption key it made client
+    # tokens Ziggeo cannot read.
+    with pytest.raises(ConfigurationError, match=f"{named} must not contain a control") as caught:
+        AsyncZiggeo(*credentials)
+    assert PRIVATE_KEY not in str(caught.value)
+    assert ENCRYPTION_KEY not in str(caught.value)
 
 
 def test_private_key_may_hold_a_colon_and_non_ascii() -> None:

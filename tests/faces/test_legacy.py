@@ -160,6 +160,13 @@ def _deep_json(depth: int) -> str:
         ({"grants": _deep_json(100_000)}, "grants"),
         ({"grants": _deep_json(50)}, "grants.read.read"),
         ({"colour": "red"}, "colour"),
+        # Names of the typed methods' own parameters, not arguments of the API: taken
+        # as the call's timeout or deadline, or a TypeError from the call itself.
+        ({"timeout": 1e-9, "session_limit": 1}, "timeout"),
+        ({"deadline": 5, "session_limit": 1}, "deadline"),
+        ({"self": 1}, "self"),
+        ({"session_limit": 1, "token_or_key": "other"}, "token_or_key"),
+        ({5: 1}, "5"),  # TypeError: keywords must be strings
     ],
     ids=_short_id,
 )

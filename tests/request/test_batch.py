@@ -302,14 +302,53 @@ async def test_get_many_and_delete_many_report_missing_tokens() -> None:
         ({"max_per_second": -1.0}, "max_per_second"),
         ({"max_per_second": float("inf")}, "max_per_second"),
         ({"max_per_second": "5"}, "max_per_second"),
+        # Each raised from below: repr() of an int of more than 4,300 digits, ValueError;
+        # isfinite() of one too large for a float, OverflowError.
+        ({"concurrency": -(10**5000)}, "concurrency"),
+        ({"max_per_second": 10**400}, "max_per_second"),
+        ({"max_per_second": -(10**5000)}, "max_per_second"),
+        # Checked once here, as deadline= is, not again as every item's error.
+        ({"timeout": 0}, "timeout"),
+        ({"timeout": True}, "timeout"),
+        ({"timeout": "5"}, "timeout"),
     ],
 )
-def test_bad_batch_options_are_refused_when_the_batch_is_made(
-    options: dict[str, Any], argument: str
+@pytest.mark.parametrize("method", ["create_many", "get_many", "delete_many"])
+@pytest.mark.anyio
+async def test_bad_batch_options_are_refused_when_the_batch_is_made(
+    method: str, options: dict[str, Any], argument: str
 ) -> None:
     client = AsyncZiggeo("app", "key")
     with pytest.raises(ValidationError) as caught:
-        client.authtokens.create_many([], **options)
+        getattr(client.authtokens, method)([], **options)
+    assert caught.value.argument == argument
+
+
+@pytest.mark.parametrize(
+    ("method", "items", "argument"),
+    [
+        # Not iterable: a TypeError from the first pull.
+        ("create_many", None, "items"),
+        ("create_many", 5, "items"),
+        ("get_many", None, "tokens"),
+        ("delete_many", 5, "tokens_or_keys"),
+        # Iterable, but not a collection of items: a bare string was read as one token
+        # per character (delete_many("abc") deleted "a", "b" and "c"), bytes as ints,
+        # a mapping as its keys.
+        ("get_many", "abc", "tokens"),
+        ("delete_many", "abc", "tokens_or_keys"),
+        ("delete_many", b"abc", "tokens_or_keys"),
+        ("create_many", {"session_limit": 1}, "items"),
+        ("create_many", "abc", "items"),
+    ],
+)
+@pytest.mark.anyio
+async def test_a_batch_input_that_is_no_collection_of_items_is_refused_when_made(
+    method: str, items: object, argument: str
+) -> None:
+    client = AsyncZiggeo("app", "key")
+    with pytest.raises(ValidationError) as caught:
+        getattr(client.authtokens, method)(items)
     assert caught.value.argument == argument
 
 

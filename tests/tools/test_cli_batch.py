@@ -184,6 +184,25 @@ def test_bad_lines_are_reported_and_skipped(
     assert session_limits(served) == collections.Counter([1, 6])
 
 
+def test_a_line_naming_no_argument_of_create_is_refused_by_that_name(
+    served: FakeZiggeo, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Spread into create(**line), "timeout" and "deadline" set the call's own and
+    # "self" was a TypeError ("items[0]: this item could not be sent").
+    source = write_lines(
+        tmp_path / "in.jsonl",
+        '{"session_limit": 1, "timeout": 0.000001}',
+        '{"session_limit": 2, "deadline": 5}',
+        '{"session_limit": 3, "self": 1}',
+    )
+    out = tmp_path / "out.jsonl"
+    assert batch("create", source, out) == 1
+    err = capsys.readouterr().err
+    for number, name in enumerate(["timeout", "deadline", "self"], start=1):
+        assert f"line {number}: {name}: unknown argument" in err
+    assert served.tokens == {}
+
+
 def test_delete_takes_objects_strings_and_bare_tokens(
     served: FakeZiggeo, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

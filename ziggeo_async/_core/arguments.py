@@ -9,9 +9,9 @@ client-token cipher puts them into its JSON payload as they are.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterable, Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
-from typing import Any, Final, TypedDict, get_args, get_type_hints
+from typing import Any, Final, TypedDict, TypeVar, cast, get_args, get_type_hints, overload
 from urllib.parse import quote, quote_plus
 
 from .errors import Refusal, ValidationError
@@ -27,10 +27,13 @@ __all__ = [
     "MAX_TOKEN_ID_CHARS",
     "GrantsInput",
     "TokenArguments",
+    "check_argument_names",
+    "check_batch_items",
     "encode_form",
     "json_writer",
     "normalize_arguments",
     "path_segment",
+    "plain_number",
     "timeout_seconds",
 ]
 
@@ -54,6 +57,7 @@ MAX_TIMEOUT_SECONDS = 86_400
 _SHOWN_LIMIT = 10**20
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _SECOND = timedelta(seconds=1)
+_T = TypeVar("_T")
 
 #: What ``grants=`` accepts: the typed models, or the same shape as plain dicts.
 GrantsInput = Grants | Mapping[str, Grant | Mapping[str, Any]]
@@ -96,6 +100,23 @@ def _type_name(value: object) -> str:
     return type(value).__name__
 
 
+def _text(value: _T) -> _T:
+    """A str subclass as its text: its own ``__eq__``, ``__hash__``, ``__len__`` or
+    ``__str__`` may disagree with it, and the checks and the wire read the text."""
+    return cast("_T", str.__str__(value)) if isinstance(value, str) else value
+
+
+@overload
+def plain_number(value: int) -> int: ...
+@overload
+def plain_number(value: float) -> float: ...
+def plain_number(value: float) -> float:
+    """An int or float (a subclass, say) as the plain number it holds. A subclass's own
+    comparisons, ``__str__`` or ``__index__`` may disagree with its value; every check
+    compares, and the wire and httpx read the value."""
+    return int.__int__(value) if isinstance(value, int) else float.__float__(value)
+
+
 def _check_bool(name: str, value: object) -> bool:
     if not isinstance(value, bool):
         raise ValidationError(name, f"expected True or False, got {_type_name(value)}")
@@ -107,14 +128,14 @@ def _check_count(name: str, value: object, maximum: int) -> int:
         return value
     if isinstance(value, bool) or not isinstance(value, int):
         raise ValidationError(name, f"expected an int, got {_type_name(value)}")
+    value = plain_number(value)
     if value < 0:
         # str() of a huge int raises ValueError (more than 4,300 digits): show short ones.
         shown = f", got {value}" if value > -_SHOWN_LIMIT else ""
         raise ValidationError(name, f"must not be negative{shown}")
     if value > maximum:
         raise ValidationError(name, f"must be at most {maximum}")
-    # A plain int: an IntEnum or other subclass may str() as its name, not its digits.
-    return int(value)
+    return value  # plain: an IntEnum or other subclass may str() as its name, not its digits
 
 
 def timeout_seconds(argument: str, value: object, refuse: Refusal = ValidationError) -> float:
@@ -126,6 +147,8 @@ def timeout_seconds(argument: str, value: object, refuse: Refusal = ValidationEr
     """
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise refuse(argument, f"expected a number of seconds, got {_type_name(value)}")
+    if type(value) is not float and type(value) is not int:
+        value = plain_number(value)
     # Compared before float(): float(10**400) would raise OverflowError.
     if not 0 < value <= MAX_TIMEOUT_SECONDS:  # also False for NaN
         raise refuse(argument, f"must be above 0 and at most {MAX_TIMEOUT_SECONDS} seconds (a day)")
@@ -134,7 +157,14 @@ def timeout_seconds(argument: str, value: object, refuse: Refusal = ValidationEr
 
 def _expiration_date(value: object) -> int:
     if isinstance(value, datetime):
-        if value.tzinfo is None or value.utcoffset() is None:
+        try:
+            # datetime raises for a tzinfo whose offset is no timedelta or a day or more.
+            offset = None if value.tzinfo is None else value.utcoffset()
+        except (TypeError, ValueError):
+            raise ValidationError(
+                "expiration_date", "its tzinfo gives no valid UTC offset"
+            ) from None
+        if offset is None:
             raise ValidationError(
                 "expiration_date",
                 "naive datetime is ambiguous; give an aware one (tzinfo set) or Unix seconds",
@@ -159,6 +189,8 @@ def _grant(name: str, value: object) -> dict[str, Any]:
             raise ValidationError(name, f"expected a Grant or a dict, got {_type_name(value)}")
     grant: dict[str, Any] = {}
     for field, field_value in value.items():
+        if type(field) is not str:
+            field = _text(field)  # noqa: PLW2901 - the checked name
         if field not in _GRANT_FIELDS:
             raise ValidationError(
                 f"{name}.{field}",
@@ -181,10 +213,11 @@ def _resources(where: str, value: object) -> list[str]:
     # A bare string is a sequence too: read as a list of characters, it would grant wrong videos.
     if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
         raise ValidationError(where, f"expected a list of video tokens, got {_type_name(value)}")
-    for index, item in enumerate(value):
+    resources = [_text(item) for item in value]
+    for index, item in enumerate(resources):
         if not isinstance(item, str) or not item:
             raise ValidationError(f"{where}[{index}]", "expected a non-empty string")
-    return list(value)
+    return resources
 
 
 def _grants(value: object) -> dict[str, Any]:
@@ -197,6 +230,8 @@ def _grants(value: object) -> dict[str, Any]:
             raise ValidationError("grants", f"expected a dict or Grants, got {_type_name(value)}")
     grants: dict[str, Any] = {}
     for name, grant in value.items():
+        if type(name) is not str:
+            name = _text(name)  # noqa: PLW2901 - the checked name
         if name not in GRANT_NAMES:
             raise ValidationError(
                 f"grants.{name}", f"unknown grant; expected one of {', '.join(GRANT_NAMES)}"
@@ -226,14 +261,33 @@ def normalize_arguments(arguments: Mapping[str, object]) -> dict[str, Any]:
     """
     normalized: dict[str, Any] = {}
     for name, value in arguments.items():
+        if type(name) is not str:
+            name = _text(name)  # noqa: PLW2901 - the checked name
         normalizer = _NORMALIZERS.get(name) if isinstance(name, str) else None
         if normalizer is None:
-            raise ValidationError(
-                str(name), f"unknown argument; expected one of {', '.join(ARGUMENT_NAMES)}"
-            )
+            raise _unknown_argument(name)
         if value is not None:
             normalized[name] = normalizer(value)
     return normalized
+
+
+def _unknown_argument(name: object) -> ValidationError:
+    return ValidationError(
+        str(name), f"unknown argument; expected one of {', '.join(ARGUMENT_NAMES)}"
+    )
+
+
+def check_argument_names(arguments: Mapping[Any, object]) -> None:
+    """Refuse a mapping that holds a name other than ``ARGUMENT_NAMES``, as
+    ``normalize_arguments`` does, before it is spread into a call as keywords: there
+    ``timeout`` or ``deadline`` would set the call's own, and ``self`` or a positional
+    parameter's name would be a ``TypeError``. For mappings that come as data (the
+    legacy module's dicts, the CLI's input lines)."""
+    for name in arguments:
+        if type(name) is not str:
+            name = _text(name)  # noqa: PLW2901 - the checked name
+        if not isinstance(name, str) or name not in _NORMALIZERS:
+            raise _unknown_argument(name)
 
 
 def json_writer(*, item_separator: str, key_separator: str) -> Callable[[Any], str]:
@@ -298,6 +352,18 @@ def encode_form(normalized: Mapping[str, Any]) -> bytes:
     ).encode("ascii")
 
 
+def check_batch_items(argument: str, items: object) -> None:
+    """A batch's input: an iterable or async iterable of items, checked when the batch is
+    made. A string, bytes or a mapping is iterable too, as characters, ints or keys: a
+    batch over one would send a request per piece, so it is refused."""
+    if isinstance(items, (str, bytes, bytearray, Mapping)) or not isinstance(
+        items, (Iterable, AsyncIterable)
+    ):
+        raise ValidationError(
+            argument, f"expected an iterable or async iterable of items, got {_type_name(items)}"
+        )
+
+
 def path_segment(argument: str, value: object) -> str:
     """A token id or key, percent-encoded as one path segment.
 
@@ -305,8 +371,10 @@ def path_segment(argument: str, value: object) -> str:
     segments away after quoting, so quoting alone would not stop a traversal. Refuses
     more than ``MAX_TOKEN_ID_CHARS`` characters.
     """
-    if not isinstance(value, str):
-        raise ValidationError(argument, f"expected a string, got {_type_name(value)}")
+    if type(value) is not str:
+        if not isinstance(value, str):
+            raise ValidationError(argument, f"expected a string, got {_type_name(value)}")
+        value = str.__str__(value)  # its text (see _text); quote() calls its encode too
     if value in ("", ".", ".."):
         raise ValidationError(argument, f"{value!r} is not a token id")
     if len(value) > MAX_TOKEN_ID_CHARS:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 import sys
 import warnings
 from collections.abc import Callable
@@ -72,6 +73,9 @@ def host_for(app_token: str) -> str:
     return EU_WEST_1_HOST if app_token.startswith("r1") else DEFAULT_HOST
 
 
+_CONTROL_CHARACTER: Final = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
 def _check_credential(name: str, value: object, *, may_hold_colon: bool = True) -> None:
     if not isinstance(value, str) or not value:
         raise ConfigurationError(f"{name} must be a non-empty string")
@@ -80,6 +84,13 @@ def _check_credential(name: str, value: object, *, may_hold_colon: bool = True) 
     # Checked here rather than left to .encode(): its UnicodeEncodeError would carry the secret.
     if any("\ud800" <= char <= "\udfff" for char in value):
         raise ConfigurationError(f"{name} must not contain a lone surrogate (it has no UTF-8 form)")
+    # No credential holds one; a line break read in with it from a file or a secret does.
+    control = _CONTROL_CHARACTER.search(value)
+    if control is not None:
+        raise ConfigurationError(
+            f"{name} must not contain a control character "
+            f"(U+{ord(control.group()):04X}; a line break read in with it?)"
+        )
 
 
 def check_encryption_key(encryption_key: str, *, stacklevel: int = 1) -> None:
@@ -97,13 +108,42 @@ def check_encryption_key(encryption_key: str, *, stacklevel: int = 1) -> None:
         )
 
 
+#: A host name's label, as the connections below resolve it (IDNA already applied).
+_HOST_LABEL: Final = re.compile(rb"[a-z0-9_-]{1,63}")
+#: A ``%`` that does not start an escape.
+_BARE_PERCENT: Final = re.compile(rb"%(?![0-9A-Fa-f]{2})")
+_MAX_HOST_CHARS: Final = 253
+_MAX_PORT: Final = 65535
+
+
+def _host_name_ok(host: bytes) -> bool:
+    """Whether ``host`` (``URL.raw_host``) is an IP address or a name DNS can hold."""
+    if b":" in host or host.replace(b".", b"").isdigit():
+        return True  # an IP address: httpx2 has checked it
+    name = host.removesuffix(b".")
+    return len(name) <= _MAX_HOST_CHARS and all(
+        _HOST_LABEL.fullmatch(label) for label in name.split(b".")
+    )
+
+
 def _check_base_url(base_url: str) -> str:
+    if not isinstance(base_url, str):
+        raise ConfigurationError(f"base_url must be a string, got {type(base_url).__name__}")
     try:
         url = httpx2.URL(base_url)
-    except (httpx2.InvalidURL, TypeError) as error:
+    except (httpx2.InvalidURL, UnicodeError) as error:
         raise ConfigurationError(f"base_url is not a URL: {error}") from None
     if url.scheme not in ("http", "https") or not url.host:
         raise ConfigurationError("base_url must be an absolute http:// or https:// URL")
+    # Checked here, not left to the first request: a port out of range or a label
+    # too long or empty fails below it, as OverflowError, ValueError or UnicodeError.
+    if not _host_name_ok(url.raw_host):
+        host = url.raw_host.decode("ascii", "replace")
+        raise ConfigurationError(f"base_url: {host!r} is not a host name")
+    if url.port is not None and not 0 < url.port <= _MAX_PORT:
+        raise ConfigurationError(f"base_url: the port must be from 1 to {_MAX_PORT}")
+    if _BARE_PERCENT.search(url.raw_path):
+        raise ConfigurationError("base_url: the path has a '%' that starts no %XX escape")
     if url.userinfo:
         raise ConfigurationError(
             "base_url must not carry credentials; they go in the Authorization header only"

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import math
+import sys
 from collections.abc import (
     AsyncGenerator,
     AsyncIterable,
@@ -31,6 +32,7 @@ import anyio.abc
 import attrs
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
+from .._core.arguments import plain_number
 from .._core.errors import ValidationError, ZiggeoError
 from .._core.loops import running_async_library
 from .pacer import CURRENT_PACER, Pacer
@@ -73,17 +75,24 @@ class BatchResult(Generic[T]):
 
 def check_batch_options(concurrency: object, max_per_second: object) -> None:
     """Refuse bad batch options when the batch is made, not when it is first iterated."""
-    if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
-        raise ValidationError("concurrency", f"expected an int >= 1, got {concurrency!r}")
-    if max_per_second is not None and (
-        isinstance(max_per_second, bool)
-        or not isinstance(max_per_second, (int, float))
-        or not math.isfinite(max_per_second)
-        or max_per_second <= 0
-    ):
+    # The type named, not the value: repr() of an int of more than 4,300 digits raises.
+    if isinstance(concurrency, bool) or not isinstance(concurrency, int):
         raise ValidationError(
-            "max_per_second", f"expected a positive number or None, got {max_per_second!r}"
+            "concurrency", f"expected an int >= 1, got {type(concurrency).__name__}"
         )
+    if plain_number(concurrency) < 1:
+        raise ValidationError("concurrency", "expected an int >= 1")
+    if max_per_second is None:
+        return
+    if isinstance(max_per_second, bool) or not isinstance(max_per_second, (int, float)):
+        raise ValidationError(
+            "max_per_second",
+            f"expected a positive number or None, got {type(max_per_second).__name__}",
+        )
+    # Compared, not converted: float() of an int too large for one raises OverflowError.
+    # The comparison is also False for NaN and infinity.
+    if not 0 < plain_number(max_per_second) <= sys.float_info.max:
+        raise ValidationError("max_per_second", "expected a positive finite number or None")
 
 
 class BatchRun(AsyncIterator[BatchResult[T]], Generic[T, ItemT]):

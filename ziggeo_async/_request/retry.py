@@ -43,6 +43,7 @@ from typing import Final
 
 import attrs
 
+from .._core.arguments import plain_number
 from .._core.defaults import (
     DEFAULT_BACKOFF_BASE,
     DEFAULT_BACKOFF_CAP,
@@ -123,7 +124,11 @@ MAX_RETRIES = 100
 
 def check_max_retries(value: object) -> int:
     """``max_retries`` checked: an int from 0 to ``MAX_RETRIES``; ``ConfigurationError`` if not."""
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_RETRIES:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or not 0 <= (value := plain_number(value)) <= MAX_RETRIES
+    ):
         raise ConfigurationError(f"max_retries must be an int from 0 to {MAX_RETRIES}")
     return value
 
@@ -162,7 +167,7 @@ def _seconds(name: str, value: object) -> None:
     if (
         isinstance(value, bool)
         or not isinstance(value, (int, float))
-        or not 0 <= value <= _MAX_DELAY_SECONDS  # also False for NaN
+        or not 0 <= plain_number(value) <= _MAX_DELAY_SECONDS  # also False for NaN
     ):
         raise ConfigurationError(
             f"RetryPolicy.{name} must be a number of seconds from 0 to {_MAX_DELAY_SECONDS}"

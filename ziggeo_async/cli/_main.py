@@ -20,7 +20,7 @@ from typing import Any, Final, NoReturn
 
 import httpx2
 
-from .._core.arguments import ARGUMENT_NAMES
+from .._core.arguments import ARGUMENT_NAMES, check_argument_names
 from .._core.cipher import ClientTokenCipher
 from .._core.defaults import DEFAULT_CONCURRENCY
 from .._core.errors import ConfigurationError, ValidationError, ZiggeoError
@@ -266,6 +266,7 @@ async def _batch(args: argparse.Namespace) -> int:
 
         async def send(item: Any) -> object:
             if args.kind == "create":
+                check_argument_names(item)  # a line's names, not create's own keywords
                 return await client.authtokens.create(**item)
             await client.authtokens.delete(item)
             return None

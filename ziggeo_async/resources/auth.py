@@ -6,7 +6,7 @@ import itertools
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from .._core.arguments import TokenArguments, normalize_arguments
+from .._core.arguments import TokenArguments, normalize_arguments, plain_number
 from .._core.cipher import ClientTokenCipher
 from .._core.errors import ConfigurationError, ValidationError
 
@@ -68,10 +68,11 @@ class Auth:
         """
         cipher = self._require_cipher()
         if isinstance(count_or_items, int) and not isinstance(count_or_items, bool):
-            if not 0 <= count_or_items <= MAX_TOKENS_AT_ONCE:
+            count = plain_number(count_or_items)
+            if not 0 <= count <= MAX_TOKENS_AT_ONCE:
                 raise ValidationError("count", f"must be from 0 to {MAX_TOKENS_AT_ONCE}")
             head = cipher.payload_head(normalize_arguments(arguments))
-            return cipher.generate_many(itertools.repeat(head, count_or_items), count_or_items)
+            return cipher.generate_many(itertools.repeat(head, count), count)
         if arguments:
             raise ValidationError(
                 next(iter(arguments)), "keyword arguments go with a count, not with items"

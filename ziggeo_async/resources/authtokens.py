@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from .._core.arguments import (
     TokenArguments,
+    check_batch_items,
     encode_form,
     normalize_arguments,
     path_segment,
@@ -160,6 +161,8 @@ class AsyncAuthTokens:
         a second. Use it as ``async with ... as results: async for result in results``.
         """
 
+        check_batch_items("items", items)
+        timeout = None if timeout is None else timeout_seconds("timeout", timeout)
         deadline = None if deadline is None else timeout_seconds("deadline", deadline)
 
         # The item operations return the awaitable rather than awaiting it (see _create);
@@ -186,6 +189,8 @@ class AsyncAuthTokens:
     ) -> BatchRun[AuthToken, str]:
         """``get`` each token; results as for ``create_many``."""
 
+        check_batch_items("tokens", tokens)
+        timeout = None if timeout is None else timeout_seconds("timeout", timeout)
         deadline = None if deadline is None else timeout_seconds("deadline", deadline)
 
         def get_item(_index: int, token: str) -> Awaitable[AuthToken]:
@@ -204,6 +209,8 @@ class AsyncAuthTokens:
     ) -> BatchRun[None, str]:
         """``delete`` each token or key; results as for ``create_many`` (value ``None``)."""
 
+        check_batch_items("tokens_or_keys", tokens_or_keys)
+        timeout = None if timeout is None else timeout_seconds("timeout", timeout)
         deadline = None if deadline is None else timeout_seconds("deadline", deadline)
 
         def delete_item(_index: int, token_or_key: str) -> Awaitable[None]:
