@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import operator
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import datetime, timedelta, timezone, tzinfo
 from types import MappingProxyType
@@ -544,34 +545,19 @@ def test_int_subclasses_are_sent_as_digits(value: int) -> None:
     assert encode_form(normalized) == b"session_limit=2&expiration_date=2"
 
 
-class _MirroredInt(int):
-    """An int that compares as its absolute value: -5 passes for 5 in every check."""
+def _mirrored(base: type[Any]) -> type[Any]:
+    """A subclass of ``base`` that compares as its absolute value: -5 passes for 5 in
+    every check that trusts the value's own comparisons."""
 
-    def __lt__(self, other: object) -> bool:
-        return abs(int(self)) < other  # type: ignore[operator]
+    def compare(op: Callable[[Any, Any], bool]) -> Callable[[Any, Any], bool]:
+        return lambda self, other: op(abs(base(self)), other)
 
-    def __le__(self, other: object) -> bool:
-        return abs(int(self)) <= other  # type: ignore[operator]
-
-    def __gt__(self, other: object) -> bool:
-        return abs(int(self)) > other  # type: ignore[operator]
-
-    def __ge__(self, other: object) -> bool:
-        return abs(int(self)) >= other  # type: ignore[operator]
+    methods = {f"__{name}__": compare(getattr(operator, name)) for name in ("lt", "le", "gt", "ge")}
+    return type(f"_Mirrored{base.__name__.title()}", (base,), methods)
 
 
-class _MirroredFloat(float):
-    def __lt__(self, other: object) -> bool:
-        return abs(float(self)) < other  # type: ignore[operator]
-
-    def __le__(self, other: object) -> bool:
-        return abs(float(self)) <= other  # type: ignore[operator]
-
-    def __gt__(self, other: object) -> bool:
-        return abs(float(self)) > other  # type: ignore[operator]
-
-    def __ge__(self, other: object) -> bool:
-        return abs(float(self)) >= other  # type: ignore[operator]
+_MirroredInt = _mirrored(int)
+_MirroredFloat = _mirrored(float)
 
 
 def _auth() -> Any:
