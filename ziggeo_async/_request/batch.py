@@ -4,8 +4,10 @@ A run pulls items lazily (an item leaves the input only when a worker is free), 
 at most ``concurrency`` requests in flight and at most ``concurrency`` finished results
 waiting for the reader, and starts
 workers only as items come, so memory follows the work in flight, not the number of
-items or ``concurrency``. Any failure of one item becomes that item's result, as a
-``ZiggeoError``; the run goes on. The workers run in a task of their own, so no
+items or ``concurrency``. Any failure of one item, whatever its type, becomes that
+item's result, as a ``ZiggeoError``; the run goes on. Only a failure of the input
+itself, or a ``KeyboardInterrupt`` or ``SystemExit``, ends the run: the reader gets it
+after the results before it. The workers run in a task of their own, so no
 cancel scope spans the reader's ``await``s and a dropped run leaves the reader alone.
 """
 
@@ -121,7 +123,9 @@ class BatchRun(AsyncIterator[BatchResult[T]], Generic[T, ItemT]):
         self._run.start()
         try:
             result = await self._run.next_result()
-        except Exception:  # the input failed: the run is over (a cancelled reader may go on)
+        except anyio.get_cancelled_exc_class():
+            raise  # a cancelled reader may go on
+        except BaseException:  # the input failed, or the program is stopping: the run is over
             self._done = True
             raise
         if result is None:
@@ -194,7 +198,8 @@ class _Run(Generic[T, ItemT]):
         self._call_soon: Callable[[Callable[[], None]], None] | None = None
         self._workers = 0
         self._waiting = 0
-        self._input_failure: Exception | None = None
+        #: What ended the run early: the input's failure, or a request to stop the program.
+        self._failure: BaseException | None = None
         # Pulling from a plain iterable never suspends, so workers cannot interleave
         # there; the lock (and its trip through the event loop) is for async sources.
         self._pull_lock = anyio.Lock() if isinstance(items, AsyncIterable) else None
@@ -240,10 +245,15 @@ class _Run(Generic[T, ItemT]):
 
     def _end(self) -> BatchResult[T] | None:
         self._receive.close()
-        if self._input_failure is not None:
+        if self._failure is not None:
             # The input itself failed (not one of its items): the reader's to see.
-            raise self._input_failure
+            raise self._failure
         return None
+
+    def _fail(self, error: BaseException) -> None:
+        """End the run for ``error``, which the reader gets after the results before it."""
+        self._failure = self._failure or error
+        self._scope.cancel()
 
     async def _drive(self) -> None:
         # This task's context, and so its workers': every attempt of theirs takes a turn.
@@ -258,8 +268,8 @@ class _Run(Generic[T, ItemT]):
                 # The input may be the caller's async generator: close it now, not at GC.
                 with anyio.CancelScope(shield=True):
                     await self._source.aclose()
-            except Exception as error:  # noqa: BLE001 - this task must not raise
-                self._input_failure = self._input_failure or error
+            except BaseException as error:  # noqa: BLE001 - this task must not raise
+                self._failure = self._failure or error
             finally:
                 self._send.close()
                 self._finished.set()
@@ -281,7 +291,12 @@ class _Run(Generic[T, ItemT]):
             result: BatchResult[T]
             try:
                 result = BatchResult(index, value=await self._operation(index, item))
-            except Exception as error:  # noqa: BLE001 - every failure is the item's result
+            except anyio.get_cancelled_exc_class():
+                raise
+            except (KeyboardInterrupt, SystemExit) as error:
+                self._fail(error)  # the program is stopping, not this item failing
+                return
+            except BaseException as error:  # noqa: BLE001 - every other failure is the item's result
                 result = BatchResult(index, error=item_error(index, error))
             try:
                 # Without a trip through the event loop while the reader keeps up.
@@ -300,13 +315,14 @@ class _Run(Generic[T, ItemT]):
                 return await anext(source, None)
             async with self._pull_lock:
                 return await anext(source, None)
-        except Exception as error:  # noqa: BLE001 - handed to the reader after the results
-            self._input_failure = error
-            self._scope.cancel()
+        except anyio.get_cancelled_exc_class():
+            raise
+        except BaseException as error:  # noqa: BLE001 - handed to the reader after the results
+            self._fail(error)
             return None
 
 
-def item_error(index: int, error: Exception) -> ZiggeoError:
+def item_error(index: int, error: BaseException) -> ZiggeoError:
     """A batch item's failure as a ``ZiggeoError``, whatever was raised.
 
     An error of another type (an ``OverflowError`` or ``RecursionError`` from a
