@@ -99,7 +99,7 @@ class _Item(Generic[T]):
 
 @attrs.frozen
 class _Failure:
-    error: Exception
+    error: BaseException
 
 
 #: Pump tasks still running: the loop keeps only weak references to tasks.
@@ -129,7 +129,9 @@ async def _run_pump(
             try:
                 async for value in iterator:
                     await send.send(_Item(value))
-            except Exception as error:  # noqa: BLE001 - handed to the sync caller, who raises it
+            except anyio.get_cancelled_exc_class():
+                raise
+            except BaseException as error:  # noqa: BLE001 - handed to the sync caller, who raises it
                 await send.send(_Failure(error))
             finally:
                 aclose = getattr(iterator, "aclose", None)
@@ -204,11 +206,11 @@ async def _report(coroutine: Coroutine[Any, Any, T], future: Future[T]) -> None:
         if future.set_running_or_notify_cancel():  # cancelled by the loop's shutdown
             future.set_exception(_closed_error())
         raise
-    except BaseException as error:
+    except BaseException as error:  # noqa: BLE001 - the caller's, whatever it is
+        # Not raised here too: a KeyboardInterrupt or SystemExit out of a task would stop
+        # the loop, and with it the portal thread every later call needs.
         if future.set_running_or_notify_cancel():
             future.set_exception(error)
-        if not isinstance(error, Exception):
-            raise
     else:
         if future.set_running_or_notify_cancel():
             future.set_result(result)
