@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import gc
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+import anyio
 import httpx
 import pytest
 
@@ -127,3 +129,33 @@ def test_a_base_exception_on_the_loop_reaches_the_caller_and_the_client_goes_on(
     assert len(fake.tokens) == 2
     client.close()
     assert client.closed
+
+
+def test_a_batch_left_early_reports_every_item_it_took(fake: FakeZiggeo) -> None:
+    # Items 0 to 3 are answered at once; 4 and 5 hang until the batch is stopped.
+    in_flight = threading.Semaphore(0)
+    answer = fake.transport()
+
+    async def handle(request: httpx.Request) -> httpx.Response:
+        if b"session_limit=4" in request.content or b"session_limit=5" in request.content:
+            in_flight.release()
+            await anyio.sleep(3600)
+        return await answer.handle_async_request(request)
+
+    http_client = httpx.AsyncClient(transport=httpx.MockTransport(handle))
+    items = [{"session_limit": number} for number in range(6)]
+    with SyncZiggeo(fake.app_token, fake.private_key, http_client=http_client) as client:
+        with client.authtokens.create_many(items, concurrency=6) as results:
+            read = [next(results)]
+            assert in_flight.acquire(timeout=20)
+            assert in_flight.acquire(timeout=20)
+        everything = read + list(results.abandoned)
+        # Every item taken is read or abandoned, once; every token made is in a result,
+        # or its item is one that was cut short (it may have been sent).
+        assert sorted(r.index for r in everything) == list(range(6))
+        made = {r.value.token for r in everything if r.value}
+        cut_short = [r for r in everything if r.error]
+        assert made <= set(fake.tokens)
+        assert len(fake.tokens) <= len(made) + len(cut_short)
+        assert {4, 5} <= {r.index for r in cut_short}
+        assert all("may have been sent" in str(r.error) for r in cut_short)

@@ -586,3 +586,35 @@ async def test_an_item_that_asks_to_stop_the_program_ends_the_batch(
             await read_into(seen, results)
         assert session_limits(seen) == [1]
         assert (await client.authtokens.create(session_limit=4)).session_limit == 4
+
+
+@pytest.mark.parametrize("how", ["break", "cancel"])
+@pytest.mark.anyio
+async def test_a_batch_stopped_early_reports_every_item_it_took(how: str) -> None:
+    # Items 0 to 3 finish at once; 4 and 5 hang on the server. The reader takes one
+    # result and leaves: three tokens it never read exist, and two creates may exist.
+    server = StandIn(latency=60, fast_session_limits=frozenset(range(4)))
+    items = [{"session_limit": number} for number in range(6)]
+    async with server.client() as client:
+        read: list[BatchResult[AuthToken]] = []
+        with anyio.fail_after(10), anyio.CancelScope() as scope:
+            async with client.authtokens.create_many(items, concurrency=6) as results:
+                async for result in results:
+                    read.append(result)
+                    while server.in_flight < 2:
+                        await anyio.sleep(0.001)
+                    await anyio.wait_all_tasks_blocked()  # items 1 to 3 have finished
+                    if how == "break":
+                        break
+                    scope.cancel()
+                    await anyio.sleep(60)
+        assert scope.cancelled_caught == (how == "cancel")
+        abandoned = results.abandoned
+        # Every item taken from the input is read or in ``abandoned``, once.
+        assert sorted(r.index for r in read + list(abandoned)) == list(range(6))
+        assert [r.index for r in abandoned] == sorted(r.index for r in abandoned)
+        made = {r.value.token for r in read + list(abandoned) if r.value}
+        assert made == set(server.tokens)
+        cut_short = [r for r in abandoned if not r.ok]
+        assert [r.index for r in cut_short] == [4, 5]
+        assert all("may have been sent" in str(r.error) for r in cut_short)

@@ -26,7 +26,7 @@ from collections.abc import (
 )
 from contextlib import suppress
 from types import TracebackType
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import anyio
 import anyio.abc
@@ -96,7 +96,8 @@ class BatchRun(AsyncIterator[BatchResult[T]], Generic[T, ItemT]):
     ``return`` or an exception out of a bare ``async for``) cancels them when it is
     collected and leaves the caller's task as it was. ``async with ... as results`` (or
     ``contextlib.aclosing``) cancels them when the block is left and waits until they
-    are: prefer it when the loop may end early.
+    are: prefer it when the loop may end early. Then ``abandoned`` holds what the run
+    had taken from the input and not given the reader.
     """
 
     def __init__(
@@ -141,6 +142,18 @@ class BatchRun(AsyncIterator[BatchResult[T]], Generic[T, ItemT]):
         # and the run, cancelled already, ends without waiting on the network.
         with anyio.CancelScope(shield=True):
             await self._run.stopped()
+
+    @property
+    def abandoned(self) -> tuple[BatchResult[T], ...]:
+        """The items taken from the input whose results the reader did not get, by index.
+
+        Complete once ``aclose()`` (or the ``async with`` block) has returned after the
+        run was stopped early: the results that had come and were not read (a created
+        token among them), and a result for each item cancelled on its way, whose error
+        says it may have been sent (a create may have made a token). Empty when every
+        result was read.
+        """
+        return tuple(sorted(self._run.abandoned, key=_index))
 
     async def __aenter__(self) -> BatchRun[T, ItemT]:
         return self
@@ -198,6 +211,8 @@ class _Run(Generic[T, ItemT]):
         self._call_soon: Callable[[Callable[[], None]], None] | None = None
         self._workers = 0
         self._waiting = 0
+        #: Results taken from the input and never given to the reader (see ``abandoned``).
+        self.abandoned: list[BatchResult[T]] = []
         #: What ended the run early: the input's failure, or a request to stop the program.
         self._failure: BaseException | None = None
         # Pulling from a plain iterable never suspends, so workers cannot interleave
@@ -216,6 +231,10 @@ class _Run(Generic[T, ItemT]):
         """Cancel the workers (from any task on the run's event loop); does not wait."""
         self._scope.cancel()
         if self._started:
+            # The results that came and were not read: kept, not dropped with the stream.
+            with suppress(anyio.WouldBlock, anyio.EndOfStream, anyio.ClosedResourceError):
+                while True:
+                    self.abandoned.append(self._receive.receive_nowait())
             self._receive.close()
 
     def cancel_soon(self) -> None:
@@ -292,6 +311,7 @@ class _Run(Generic[T, ItemT]):
             try:
                 result = BatchResult(index, value=await self._operation(index, item))
             except anyio.get_cancelled_exc_class():
+                self.abandoned.append(BatchResult(index, error=_cut_short(index)))
                 raise
             except (KeyboardInterrupt, SystemExit) as error:
                 self._fail(error)  # the program is stopping, not this item failing
@@ -302,10 +322,15 @@ class _Run(Generic[T, ItemT]):
                 # Without a trip through the event loop while the reader keeps up.
                 self._unread_places.acquire_nowait()
             except anyio.WouldBlock:
-                await self._unread_places.acquire()
+                try:
+                    await self._unread_places.acquire()
+                except anyio.get_cancelled_exc_class():
+                    self.abandoned.append(result)
+                    raise
             try:
                 self._send.send_nowait(result)
             except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+                self.abandoned.append(result)
                 return  # the reader has gone: the run is ending
 
     async def _pull(self) -> tuple[int, ItemT] | None:
@@ -320,6 +345,17 @@ class _Run(Generic[T, ItemT]):
         except BaseException as error:  # noqa: BLE001 - handed to the reader after the results
             self._fail(error)
             return None
+
+
+def _index(result: BatchResult[Any]) -> int:
+    return result.index
+
+
+def _cut_short(index: int) -> ZiggeoError:
+    return ZiggeoError(
+        f"items[{index}] was cancelled when the batch stopped; it may have been sent, "
+        "so its outcome is unknown"
+    )
 
 
 def item_error(index: int, error: BaseException) -> ZiggeoError:
