@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import gc
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from typing import Any
 
+import anyio
 import httpx
 import pytest
 
-from ziggeo_async import BatchResult, NotFoundError, SyncZiggeo, ValidationError
+from ziggeo_async import AuthToken, BatchResult, NotFoundError, SyncZiggeo, ValidationError
+from ziggeo_async._faces.portal import PortalIterator
 from ziggeo_async.testing import FakeZiggeo
 
 
@@ -72,3 +76,86 @@ def test_an_abandoned_iterator_is_closed_by_its_finalizer(
     time.sleep(0.1)
     # Nothing more is created after the iterator was collected (at most the in-flight pair).
     assert len(fake.tokens) <= made + 2
+
+
+class Unusual(BaseException):
+    """A BaseException that is neither a cancellation nor a request to stop the program."""
+
+
+class Unreadable(Mapping[str, Any]):
+    """An item that raises ``error`` when it is read (on the portal's loop)."""
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+    def __getitem__(self, key: str) -> Any:
+        raise self.error
+
+    def __iter__(self) -> Iterator[str]:
+        raise self.error
+
+    def __len__(self) -> int:
+        return 1
+
+
+def read_into(seen: list[BatchResult[AuthToken]], batch: PortalIterator[Any]) -> None:
+    """Read ``batch`` in a ``with`` block into ``seen``, which keeps what was read when the
+    loop raises."""
+    with batch as results:
+        for result in results:
+            seen.append(result)  # noqa: PERF402 - a copy would lose them on a raise
+
+
+@pytest.mark.parametrize("raised", [KeyboardInterrupt, SystemExit, Unusual])
+def test_a_base_exception_on_the_loop_reaches_the_caller_and_the_client_goes_on(
+    client: SyncZiggeo, fake: FakeZiggeo, raised: type[BaseException]
+) -> None:
+    # A single call whose arguments raise while they are read, on the portal's loop.
+    with pytest.raises(raised):
+        client.authtokens.create(grants=Unreadable(raised()))  # type: ignore[typeddict-item]
+
+    def items() -> Iterator[dict[str, int]]:
+        yield {"session_limit": 1}
+        raise raised("from the input")
+
+    seen: list[BatchResult[AuthToken]] = []
+    results = client.authtokens.create_many(items(), concurrency=1)
+    with pytest.raises(raised, match="from the input"):
+        read_into(seen, results)
+    assert [result.index for result in seen] == [0]
+    assert list(results) == []
+    # The portal thread is still there, and the client works and closes.
+    assert client.authtokens.create(session_limit=2).session_limit == 2
+    assert len(fake.tokens) == 2
+    client.close()
+    assert client.closed
+
+
+def test_a_batch_left_early_reports_every_item_it_took(fake: FakeZiggeo) -> None:
+    # Items 0 to 3 are answered at once; 4 and 5 hang until the batch is stopped.
+    in_flight = threading.Semaphore(0)
+    answer = fake.transport()
+
+    async def handle(request: httpx.Request) -> httpx.Response:
+        if b"session_limit=4" in request.content or b"session_limit=5" in request.content:
+            in_flight.release()
+            await anyio.sleep(3600)
+        return await answer.handle_async_request(request)
+
+    http_client = httpx.AsyncClient(transport=httpx.MockTransport(handle))
+    items = [{"session_limit": number} for number in range(6)]
+    with SyncZiggeo(fake.app_token, fake.private_key, http_client=http_client) as client:
+        with client.authtokens.create_many(items, concurrency=6) as results:
+            read = [next(results)]
+            assert in_flight.acquire(timeout=20)
+            assert in_flight.acquire(timeout=20)
+        everything = read + list(results.abandoned)
+        # Every item taken is read or abandoned, once; every token made is in a result,
+        # or its item is one that was cut short (it may have been sent).
+        assert sorted(r.index for r in everything) == list(range(6))
+        made = {r.value.token for r in everything if r.value}
+        cut_short = [r for r in everything if r.error]
+        assert made <= set(fake.tokens)
+        assert len(fake.tokens) <= len(made) + len(cut_short)
+        assert {4, 5} <= {r.index for r in cut_short}
+        assert all("may have been sent" in str(r.error) for r in cut_short)

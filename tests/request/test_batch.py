@@ -4,7 +4,7 @@ import itertools
 import json
 import traceback
 import tracemalloc
-from collections.abc import AsyncIterator, Awaitable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Iterator, Mapping
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -538,3 +538,122 @@ async def test_memory_follows_the_work_in_flight_not_the_concurrency() -> None:
     modest, huge = await peak_for(10), await peak_for(10**6)
     # A million-slot buffer or a million worker tasks would take hundreds of megabytes.
     assert huge < modest + 256 * 1024, (modest, huge)
+
+
+class Unusual(BaseException):
+    """A BaseException that is neither a cancellation nor a request to stop the program."""
+
+
+class Unreadable(Mapping[str, Any]):
+    """An item that raises ``error`` when it is read."""
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+    def __getitem__(self, key: str) -> Any:
+        raise self.error
+
+    def __iter__(self) -> Iterator[str]:
+        raise self.error
+
+    def __len__(self) -> int:
+        return 1
+
+
+async def read_into(seen: list[BatchResult[AuthToken]], batch: BatchRun[AuthToken, Any]) -> None:
+    """Read ``batch`` in an ``async with`` block into ``seen``, which keeps what was read
+    when the loop raises."""
+    async with batch as results:
+        async for result in results:
+            seen.append(result)  # noqa: PERF401 - a comprehension would lose them on a raise
+
+
+@pytest.mark.anyio
+async def test_an_item_that_raises_a_base_exception_is_that_items_result() -> None:
+    fake = FakeZiggeo()
+    items: list[Any] = [{}, Unreadable(Unusual("PRIVATE-SECRET")), {}, Unreadable(GeneratorExit())]
+    async with AsyncZiggeo(
+        fake.app_token,
+        fake.private_key,
+        http_client=httpx2.AsyncClient(transport=fake.transport()),
+    ) as client:
+        with anyio.fail_after(10):
+            results = {r.index: r async for r in client.authtokens.create_many(items)}
+        assert sorted(results) == [0, 1, 2, 3]
+        assert [i for i, r in sorted(results.items()) if r.ok] == [0, 2]
+        for index, kind in [(1, "Unusual"), (3, "GeneratorExit")]:
+            assert type(results[index].error) is ZiggeoError
+            assert kind in str(results[index].error)
+            assert "SECRET" not in str(results[index].error)
+        assert len(fake.tokens) == 2
+        assert (await client.authtokens.create()).token in fake.tokens
+
+
+@pytest.mark.parametrize("raised", [Unusual, KeyboardInterrupt, SystemExit])
+@pytest.mark.anyio
+async def test_an_input_that_raises_a_base_exception_raises_it_to_the_reader(
+    raised: type[BaseException],
+) -> None:
+    def items() -> Iterator[dict[str, int]]:
+        yield {"session_limit": 1}
+        yield {"session_limit": 2}
+        raise raised("from the input")
+
+    server = StandIn()
+    async with server.client() as client:
+        seen: list[BatchResult[AuthToken]] = []
+        results = client.authtokens.create_many(items(), concurrency=1)
+        with anyio.fail_after(10), pytest.raises(raised, match="from the input"):
+            await read_into(seen, results)
+        assert session_limits(seen) == [1, 2]
+        # The batch is over; the client and this task go on.
+        assert [r async for r in results] == []
+        assert (await client.authtokens.create(session_limit=3)).session_limit == 3
+
+
+@pytest.mark.parametrize("raised", [KeyboardInterrupt, SystemExit])
+@pytest.mark.anyio
+async def test_an_item_that_asks_to_stop_the_program_ends_the_batch(
+    raised: type[BaseException],
+) -> None:
+    server = StandIn()
+    items: list[Any] = [{"session_limit": 1}, Unreadable(raised("stop")), {"session_limit": 3}]
+    async with server.client() as client:
+        seen: list[BatchResult[AuthToken]] = []
+        results = client.authtokens.create_many(items, concurrency=1)
+        with anyio.fail_after(10), pytest.raises(raised, match="stop"):
+            await read_into(seen, results)
+        assert session_limits(seen) == [1]
+        assert (await client.authtokens.create(session_limit=4)).session_limit == 4
+
+
+@pytest.mark.parametrize("how", ["break", "cancel"])
+@pytest.mark.anyio
+async def test_a_batch_stopped_early_reports_every_item_it_took(how: str) -> None:
+    # Items 0 to 3 finish at once; 4 and 5 hang on the server. The reader takes one
+    # result and leaves: three tokens it never read exist, and two creates may exist.
+    server = StandIn(latency=60, fast_session_limits=frozenset(range(4)))
+    items = [{"session_limit": number} for number in range(6)]
+    async with server.client() as client:
+        read: list[BatchResult[AuthToken]] = []
+        with anyio.fail_after(10), anyio.CancelScope() as scope:
+            async with client.authtokens.create_many(items, concurrency=6) as results:
+                async for result in results:
+                    read.append(result)
+                    while server.in_flight < 2:
+                        await anyio.sleep(0.001)
+                    await anyio.wait_all_tasks_blocked()  # items 1 to 3 have finished
+                    if how == "break":
+                        break
+                    scope.cancel()
+                    await anyio.sleep(60)
+        assert scope.cancelled_caught == (how == "cancel")
+        abandoned = results.abandoned
+        # Every item taken from the input is read or in ``abandoned``, once.
+        assert sorted(r.index for r in read + list(abandoned)) == list(range(6))
+        assert [r.index for r in abandoned] == sorted(r.index for r in abandoned)
+        made = {r.value.token for r in read + list(abandoned) if r.value}
+        assert made == set(server.tokens)
+        cut_short = [r for r in abandoned if not r.ok]
+        assert [r.index for r in cut_short] == [4, 5]
+        assert all("may have been sent" in str(r.error) for r in cut_short)

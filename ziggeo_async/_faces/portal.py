@@ -86,10 +86,15 @@ class _Pump(Generic[T]):
     """
 
     receive: MemoryObjectReceiveStream[_Item[T] | _Failure]
+    iterator: AsyncIterator[T]
     #: The loop the pump runs on: a forked child has another, and no pump task.
     loop: asyncio.AbstractEventLoop = attrs.field(factory=asyncio.get_running_loop)
     scope: anyio.CancelScope = attrs.field(factory=anyio.CancelScope)
     finished: anyio.Event = attrs.field(factory=anyio.Event)
+    #: The item being handed over, until the sync side has it.
+    handing: _Item[T] | None = None
+    #: An item taken from the iterator that the sync side never got (the pump was stopped).
+    unsent: list[T] = attrs.field(factory=list)
 
 
 @attrs.frozen
@@ -99,7 +104,7 @@ class _Item(Generic[T]):
 
 @attrs.frozen
 class _Failure:
-    error: Exception
+    error: BaseException
 
 
 #: Pump tasks still running: the loop keeps only weak references to tasks.
@@ -112,7 +117,7 @@ async def _start_pump(
     # Called on the loop: the iterator may make loop-bound objects when created.
     iterator = function(*args, **kwargs)
     send, receive = anyio.create_memory_object_stream[_Item[T] | _Failure](0)
-    pump = _Pump(receive)
+    pump = _Pump(receive, iterator)
     # A task of its own, outside any caller's task: it lives until the iterator ends or
     # the sync iterator is closed. Held in _PUMPS so the loop cannot drop it meanwhile.
     task = asyncio.get_running_loop().create_task(_run_pump(pump, send, iterator))
@@ -128,8 +133,17 @@ async def _run_pump(
         with pump.scope, send:
             try:
                 async for value in iterator:
-                    await send.send(_Item(value))
-            except Exception as error:  # noqa: BLE001 - handed to the sync caller, who raises it
+                    item = pump.handing = _Item(value)
+                    try:
+                        await send.send(item)
+                    except anyio.get_cancelled_exc_class():
+                        if pump.handing is item:  # stopped before the sync side took it
+                            pump.unsent.append(value)
+                        raise
+                    pump.handing = None
+            except anyio.get_cancelled_exc_class():
+                raise
+            except BaseException as error:  # noqa: BLE001 - handed to the sync caller, who raises it
                 await send.send(_Failure(error))
             finally:
                 aclose = getattr(iterator, "aclose", None)
@@ -159,6 +173,8 @@ async def _next(pump: _Pump[T]) -> T:
         message = await pump.receive.receive()
     except (anyio.EndOfStream, anyio.ClosedResourceError):
         raise StopAsyncIteration from None
+    if pump.handing is message:
+        pump.handing = None  # taken: a stop from now on does not count it as unsent
     if isinstance(message, _Failure):
         raise message.error
     return message.value
@@ -204,11 +220,11 @@ async def _report(coroutine: Coroutine[Any, Any, T], future: Future[T]) -> None:
         if future.set_running_or_notify_cancel():  # cancelled by the loop's shutdown
             future.set_exception(_closed_error())
         raise
-    except BaseException as error:
+    except BaseException as error:  # noqa: BLE001 - the caller's, whatever it is
+        # Not raised here too: a KeyboardInterrupt or SystemExit out of a task would stop
+        # the loop, and with it the portal thread every later call needs.
         if future.set_running_or_notify_cancel():
             future.set_exception(error)
-        if not isinstance(error, Exception):
-            raise
     else:
         if future.set_running_or_notify_cancel():
             future.set_result(result)
@@ -534,6 +550,15 @@ class PortalIterator(Iterator[T]):
             self._done = True
             raise StopIteration from None
 
+    @property
+    def abandoned(self) -> tuple[T, ...]:
+        """A batch's ``abandoned``: the results of the items it took and never gave this
+        iterator, by index; complete once ``close()`` (or the ``with`` block, or the
+        client's ``close()``) has returned."""
+        pump = self._pump
+        left = [*pump.unsent, *getattr(pump.iterator, "abandoned", ())]
+        return tuple(sorted(left, key=_index_of))
+
     def close(self) -> None:
         """Close the async iterator on the loop, cancelling its in-flight work. Idempotent."""
         if self._done:
@@ -562,6 +587,10 @@ class PortalIterator(Iterator[T]):
         # (or after close) scheduling is refused, and the loop's shutdown cleans up.
         with suppress(ClientClosedError):
             self._portal.schedule(_stop(self._pump))
+
+
+def _index_of(result: Any) -> int:
+    return int(result.index)
 
 
 def _with_options_applied(base: Callable[[], Any], options: dict[str, Any]) -> Callable[[], Any]:

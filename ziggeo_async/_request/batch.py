@@ -4,8 +4,10 @@ A run pulls items lazily (an item leaves the input only when a worker is free), 
 at most ``concurrency`` requests in flight and at most ``concurrency`` finished results
 waiting for the reader, and starts
 workers only as items come, so memory follows the work in flight, not the number of
-items or ``concurrency``. Any failure of one item becomes that item's result, as a
-``ZiggeoError``; the run goes on. The workers run in a task of their own, so no
+items or ``concurrency``. Any failure of one item, whatever its type, becomes that
+item's result, as a ``ZiggeoError``; the run goes on. Only a failure of the input
+itself, or a ``KeyboardInterrupt`` or ``SystemExit``, ends the run: the reader gets it
+after the results before it. The workers run in a task of their own, so no
 cancel scope spans the reader's ``await``s and a dropped run leaves the reader alone.
 """
 
@@ -25,7 +27,7 @@ from collections.abc import (
 )
 from contextlib import suppress
 from types import TracebackType
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import anyio
 import anyio.abc
@@ -103,7 +105,8 @@ class BatchRun(AsyncIterator[BatchResult[T]], Generic[T, ItemT]):
     ``return`` or an exception out of a bare ``async for``) cancels them when it is
     collected and leaves the caller's task as it was. ``async with ... as results`` (or
     ``contextlib.aclosing``) cancels them when the block is left and waits until they
-    are: prefer it when the loop may end early.
+    are: prefer it when the loop may end early. Then ``abandoned`` holds what the run
+    had taken from the input and not given the reader.
     """
 
     def __init__(
@@ -130,7 +133,9 @@ class BatchRun(AsyncIterator[BatchResult[T]], Generic[T, ItemT]):
         self._run.start()
         try:
             result = await self._run.next_result()
-        except Exception:  # the input failed: the run is over (a cancelled reader may go on)
+        except anyio.get_cancelled_exc_class():
+            raise  # a cancelled reader may go on
+        except BaseException:  # the input failed, or the program is stopping: the run is over
             self._done = True
             raise
         if result is None:
@@ -146,6 +151,18 @@ class BatchRun(AsyncIterator[BatchResult[T]], Generic[T, ItemT]):
         # and the run, cancelled already, ends without waiting on the network.
         with anyio.CancelScope(shield=True):
             await self._run.stopped()
+
+    @property
+    def abandoned(self) -> tuple[BatchResult[T], ...]:
+        """The items taken from the input whose results the reader did not get, by index.
+
+        Complete once ``aclose()`` (or the ``async with`` block) has returned after the
+        run was stopped early: the results that had come and were not read (a created
+        token among them), and a result for each item cancelled on its way, whose error
+        says it may have been sent (a create may have made a token). Empty when every
+        result was read.
+        """
+        return tuple(sorted(self._run.abandoned, key=_index))
 
     async def __aenter__(self) -> BatchRun[T, ItemT]:
         return self
@@ -203,7 +220,10 @@ class _Run(Generic[T, ItemT]):
         self._call_soon: Callable[[Callable[[], None]], None] | None = None
         self._workers = 0
         self._waiting = 0
-        self._input_failure: Exception | None = None
+        #: Results taken from the input and never given to the reader (see ``abandoned``).
+        self.abandoned: list[BatchResult[T]] = []
+        #: What ended the run early: the input's failure, or a request to stop the program.
+        self._failure: BaseException | None = None
         # Pulling from a plain iterable never suspends, so workers cannot interleave
         # there; the lock (and its trip through the event loop) is for async sources.
         self._pull_lock = anyio.Lock() if isinstance(items, AsyncIterable) else None
@@ -220,6 +240,10 @@ class _Run(Generic[T, ItemT]):
         """Cancel the workers (from any task on the run's event loop); does not wait."""
         self._scope.cancel()
         if self._started:
+            # The results that came and were not read: kept, not dropped with the stream.
+            with suppress(anyio.WouldBlock, anyio.EndOfStream, anyio.ClosedResourceError):
+                while True:
+                    self.abandoned.append(self._receive.receive_nowait())
             self._receive.close()
 
     def cancel_soon(self) -> None:
@@ -249,10 +273,15 @@ class _Run(Generic[T, ItemT]):
 
     def _end(self) -> BatchResult[T] | None:
         self._receive.close()
-        if self._input_failure is not None:
+        if self._failure is not None:
             # The input itself failed (not one of its items): the reader's to see.
-            raise self._input_failure
+            raise self._failure
         return None
+
+    def _fail(self, error: BaseException) -> None:
+        """End the run for ``error``, which the reader gets after the results before it."""
+        self._failure = self._failure or error
+        self._scope.cancel()
 
     async def _drive(self) -> None:
         # This task's context, and so its workers': every attempt of theirs takes a turn.
@@ -267,8 +296,8 @@ class _Run(Generic[T, ItemT]):
                 # The input may be the caller's async generator: close it now, not at GC.
                 with anyio.CancelScope(shield=True):
                     await self._source.aclose()
-            except Exception as error:  # noqa: BLE001 - this task must not raise
-                self._input_failure = self._input_failure or error
+            except BaseException as error:  # noqa: BLE001 - this task must not raise
+                self._failure = self._failure or error
             finally:
                 self._send.close()
                 self._finished.set()
@@ -290,16 +319,27 @@ class _Run(Generic[T, ItemT]):
             result: BatchResult[T]
             try:
                 result = BatchResult(index, value=await self._operation(index, item))
-            except Exception as error:  # noqa: BLE001 - every failure is the item's result
+            except anyio.get_cancelled_exc_class():
+                self.abandoned.append(BatchResult(index, error=_cut_short(index)))
+                raise
+            except (KeyboardInterrupt, SystemExit) as error:
+                self._fail(error)  # the program is stopping, not this item failing
+                return
+            except BaseException as error:  # noqa: BLE001 - every other failure is the item's result
                 result = BatchResult(index, error=item_error(index, error))
             try:
                 # Without a trip through the event loop while the reader keeps up.
                 self._unread_places.acquire_nowait()
             except anyio.WouldBlock:
-                await self._unread_places.acquire()
+                try:
+                    await self._unread_places.acquire()
+                except anyio.get_cancelled_exc_class():
+                    self.abandoned.append(result)
+                    raise
             try:
                 self._send.send_nowait(result)
             except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+                self.abandoned.append(result)
                 return  # the reader has gone: the run is ending
 
     async def _pull(self) -> tuple[int, ItemT] | None:
@@ -309,13 +349,25 @@ class _Run(Generic[T, ItemT]):
                 return await anext(source, None)
             async with self._pull_lock:
                 return await anext(source, None)
-        except Exception as error:  # noqa: BLE001 - handed to the reader after the results
-            self._input_failure = error
-            self._scope.cancel()
+        except anyio.get_cancelled_exc_class():
+            raise
+        except BaseException as error:  # noqa: BLE001 - handed to the reader after the results
+            self._fail(error)
             return None
 
 
-def item_error(index: int, error: Exception) -> ZiggeoError:
+def _index(result: BatchResult[Any]) -> int:
+    return result.index
+
+
+def _cut_short(index: int) -> ZiggeoError:
+    return ZiggeoError(
+        f"items[{index}] was cancelled when the batch stopped; it may have been sent, "
+        "so its outcome is unknown"
+    )
+
+
+def item_error(index: int, error: BaseException) -> ZiggeoError:
     """A batch item's failure as a ``ZiggeoError``, whatever was raised.
 
     An error of another type (an ``OverflowError`` or ``RecursionError`` from a
