@@ -35,7 +35,7 @@ from .._version import __version__
 from ..resources import AsyncAuthTokens, Auth
 
 # DEFAULT_TIMEOUT: the generated SyncZiggeo takes its signature default from here.
-__all__ = ["DEFAULT_TIMEOUT", "AsyncZiggeo", "ClientConfig", "host_for"]
+__all__ = ["DEFAULT_TIMEOUT", "AsyncZiggeo", "ClientConfig", "check_credential", "host_for"]
 
 _USER_AGENT: Final = (
     f"ziggeo-async/{__version__} python/{sys.version_info.major}.{sys.version_info.minor}"
@@ -76,7 +76,9 @@ def host_for(app_token: str) -> str:
 _CONTROL_CHARACTER: Final = re.compile("[\x00-\x1f\x7f-\x9f]")
 
 
-def _check_credential(name: str, value: object, *, may_hold_colon: bool = True) -> None:
+def check_credential(name: str, value: object, *, may_hold_colon: bool = True) -> None:
+    """Refuse a credential by ``name``, never quoting it (``ConfigurationError``); the
+    clients, ``FakeZiggeo`` and the command line check theirs here."""
     if not isinstance(value, str) or not value:
         raise ConfigurationError(f"{name} must be a non-empty string")
     if not may_hold_colon and ":" in value:
@@ -97,7 +99,7 @@ def check_encryption_key(encryption_key: str, *, stacklevel: int = 1) -> None:
     """Check ``encryption_key`` as every client checks it (``ConfigurationError``); warn with a
     ``WeakEncryptionKeyWarning`` if it is short; ``stacklevel`` as the caller's ``warn``'s."""
     # "" is an unset environment variable, not a key: tokens made with it fail later.
-    _check_credential("encryption_key", encryption_key)
+    check_credential("encryption_key", encryption_key)
     if len(encryption_key) < MIN_ENCRYPTION_KEY_CHARS:
         warnings.warn(
             f"encryption_key has {len(encryption_key)} characters; client auth tokens "
@@ -210,8 +212,8 @@ class ClientConfig:
         http_backend: HTTPBackend = "httpx2",
     ) -> ClientConfig:
         """Check ``AsyncZiggeo``'s arguments; raises ``ConfigurationError`` naming the bad one."""
-        _check_credential("app_token", app_token, may_hold_colon=False)
-        _check_credential("private_key", private_key)
+        check_credential("app_token", app_token, may_hold_colon=False)
+        check_credential("private_key", private_key)
         if encryption_key is not None:
             check_encryption_key(encryption_key, stacklevel=3)
         if on_retry is not None and not callable(on_retry):

@@ -24,7 +24,7 @@ from .._core.arguments import ARGUMENT_NAMES, check_argument_names
 from .._core.cipher import ClientTokenCipher
 from .._core.defaults import DEFAULT_CONCURRENCY
 from .._core.errors import ConfigurationError, ValidationError, ZiggeoError
-from .._faces.client import AsyncZiggeo, _check_credential, check_encryption_key
+from .._faces.client import AsyncZiggeo, check_credential, check_encryption_key
 from .._version import __version__
 from ..legacy import official_grants
 from ..resources.auth import Auth
@@ -125,7 +125,7 @@ def open_auth(args: argparse.Namespace, needed: tuple[Credential, ...]) -> Auth:
         assert settings.app_token is not None
         assert settings.encryption_key is not None
         app_token, encryption_key = settings.app_token, settings.encryption_key
-    _check_credential("app_token", app_token)
+    check_credential("app_token", app_token)
     check_encryption_key(encryption_key)
     return Auth(ClientTokenCipher(app_token, encryption_key))
 

@@ -38,7 +38,7 @@ import httpx2
 
 from .._core.arguments import ARGUMENT_NAMES, COUNT_ARGUMENTS, FLAG_ARGUMENTS
 from .._core.cipher import ClientTokenCipher
-from .._faces.client import _check_credential
+from .._faces.client import check_credential
 
 __all__ = ["FakeResponse", "FakeZiggeo", "PlannedDrop", "RecordedRequest"]
 
@@ -235,9 +235,9 @@ class FakeZiggeo:
         # The client's checks: a credential .encode() would refuse (a lone surrogate, as
         # an environment variable with a byte that is not UTF-8 gives it) is refused here,
         # by name, not by a UnicodeEncodeError that carries it whole.
-        _check_credential("app_token", app_token, may_hold_colon=False)
-        _check_credential("private_key", private_key)
-        _check_credential("encryption_key", encryption_key)
+        check_credential("app_token", app_token, may_hold_colon=False)
+        check_credential("private_key", private_key)
+        check_credential("encryption_key", encryption_key)
         self._app_token = app_token
         self._private_key = private_key
         self._encryption_key = encryption_key
