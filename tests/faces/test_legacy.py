@@ -240,3 +240,17 @@ def test_what_the_drop_in_does_not_cover_says_only_auth_tokens_are_provided(
         getattr(ziggeo, name)
     assert "private-key" not in str(caught.value)
     assert not hasattr(ziggeo, name)
+
+
+@pytest.mark.parametrize("name", OFFICIAL_ONLY)
+def test_setting_what_the_drop_in_does_not_cover_is_refused_not_ignored(
+    ziggeo: Ziggeo, name: str
+) -> None:
+    # The official SDK read token, keys, config and connect at every call, so code set
+    # them after construction (a key rotated, a connect mocked); here it would be ignored.
+    with pytest.raises(AttributeError, match="provides only auth tokens") as caught:
+        setattr(ziggeo, name, "new-value")
+    assert "new-value" not in str(caught.value)
+    assert not hasattr(ziggeo, name)
+    client_token = ziggeo.auth().generate()
+    assert ziggeo.client.auth.decode(client_token)["application_token"] == "app-token"
