@@ -12,7 +12,7 @@ Same shape as the official Python SDK's auth-token API::
 Arguments are taken as the official SDK took them, form strings included
 (``"session_limit": "1"``, ``"volatile": "true"``; see ``official_arguments``).
 Only auth tokens are provided: ``videos()``, ``config`` and the rest of the official
-class raise ``AttributeError`` saying so.
+class raise ``AttributeError`` saying so, when read and when set (``ziggeo.token = ...``).
 
 Differences, on purpose: a failure raises the typed error (``NotFoundError``,
 ``ValidationError``, ...) where the official SDK returned an error dict or string;
@@ -141,6 +141,18 @@ def official_arguments(data: Mapping[str, Any] | None, *, argument: str = "data"
     return converted
 
 
+def _not_provided(name: str) -> AttributeError:
+    what = (
+        f"Ziggeo.{name} is part of the official ziggeo SDK"
+        if name in OFFICIAL_ONLY
+        else f"Ziggeo has no attribute {name!r}"
+    )
+    return AttributeError(
+        f"{what}: ziggeo_async.legacy provides only auth tokens "
+        "(authtokens() and auth(), plus close()); keep the official package for the rest"
+    )
+
+
 class ZiggeoAuthtokens:
     """``ziggeo.authtokens()``: the four endpoints, taking and returning plain dicts."""
 
@@ -206,15 +218,14 @@ class Ziggeo:
 
     def __getattr__(self, name: str) -> Any:
         # Only called for what the instance lacks: say what the drop-in covers.
-        what = (
-            f"Ziggeo.{name} is part of the official ziggeo SDK"
-            if name in OFFICIAL_ONLY
-            else f"Ziggeo has no attribute {name!r}"
-        )
-        raise AttributeError(
-            f"{what}: ziggeo_async.legacy provides only auth tokens "
-            "(authtokens() and auth(), plus close()); keep the official package for the rest"
-        )
+        raise _not_provided(name)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        # The official SDK read its token, keys, config and connect at every call, so code
+        # set them after construction; set here, they would be ignored.
+        if name in OFFICIAL_ONLY:
+            raise _not_provided(name)
+        super().__setattr__(name, value)
 
     @property
     def client(self) -> SyncZiggeo:

@@ -10,7 +10,7 @@ from urllib.parse import parse_qsl
 import httpx
 import pytest
 
-from ziggeo_async import NotFoundError, ValidationError
+from ziggeo_async import APIResponseValidationError, NotFoundError, ValidationError
 from ziggeo_async._faces.portal import PORTAL_THREAD_NAME
 from ziggeo_async.legacy import Ziggeo, official_arguments, official_grants
 
@@ -240,3 +240,39 @@ def test_what_the_drop_in_does_not_cover_says_only_auth_tokens_are_provided(
         getattr(ziggeo, name)
     assert "private-key" not in str(caught.value)
     assert not hasattr(ziggeo, name)
+
+
+@pytest.mark.parametrize("name", OFFICIAL_ONLY)
+def test_setting_what_the_drop_in_does_not_cover_is_refused_not_ignored(
+    ziggeo: Ziggeo, name: str
+) -> None:
+    # The official SDK read token, keys, config and connect at every call, so code set
+    # them after construction (a key rotated, a connect mocked); here it would be ignored.
+    with pytest.raises(AttributeError, match="provides only auth tokens") as caught:
+        setattr(ziggeo, name, "new-value")
+    assert "new-value" not in str(caught.value)
+    assert not hasattr(ziggeo, name)
+    client_token = ziggeo.auth().generate()
+    assert ziggeo.client.auth.decode(client_token)["application_token"] == "app-token"
+
+
+@pytest.mark.parametrize("data", [None, {}, {"session_limit": None}], ids=repr)
+def test_update_with_nothing_to_change_is_refused_before_it_is_sent(
+    ziggeo: Ziggeo, data: dict[str, object] | None
+) -> None:
+    # The official SDK sent an empty POST and returned the token unchanged.
+    with pytest.raises(ValidationError) as caught:
+        ziggeo.authtokens().update("abc", data)
+    assert caught.value.argument == "arguments"
+    assert SENT == []
+
+
+def test_an_answer_that_is_no_auth_token_raises_where_the_official_sdk_returned_it() -> None:
+    http_client = httpx.AsyncClient(
+        transport=httpx.MockTransport(lambda request: httpx.Response(200, json=[1, 2]))
+    )
+    with Ziggeo("app-token", "private-key", http_client=http_client) as ziggeo:
+        with pytest.raises(APIResponseValidationError) as caught:
+            ziggeo.authtokens().get("abc")
+        assert caught.value.body == "[1,2]"
+        assert ziggeo.authtokens().delete("abc") is None  # delete reads no body
