@@ -3,7 +3,7 @@
 Run through ``nox -s fuzz``, or ``python scripts/fuzz_parsers.py -runs=100000``.
 The first byte picks the target; the rest is the input:
 
-- a response body and Content-Type, through the real request pipeline (an httpx
+- a response body and Content-Type, through the real request pipeline (an httpx2
   mock transport answers 200): an ``AuthToken`` or ``APIResponseValidationError``;
 - a ``Retry-After`` value: ``None`` or a finite delay >= 0, never an exception;
 - a token id: ``ValidationError`` or one percent-encoded segment that decodes back.
@@ -19,7 +19,7 @@ from urllib.parse import unquote
 import atheris
 
 with atheris.instrument_imports():
-    import httpx
+    import httpx2
 
     from ziggeo_async import APIResponseValidationError, AsyncZiggeo, AuthToken, ValidationError
     from ziggeo_async._core.arguments import path_segment
@@ -33,10 +33,10 @@ def _response_body(data: atheris.FuzzedDataProvider) -> None:
     body = data.ConsumeBytes(data.remaining_bytes())
     headers = [(b"Content-Type", content_type.encode("utf-8", "replace"))]
 
-    def handler(_request: httpx.Request) -> httpx.Response:
-        return httpx.Response(200, content=body, headers=headers)
+    def handler(_request: httpx2.Request) -> httpx2.Response:
+        return httpx2.Response(200, content=body, headers=headers)
 
-    lent = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+    lent = httpx2.AsyncClient(transport=httpx2.MockTransport(handler))
     client = AsyncZiggeo("app", "key", base_url="https://fuzz.test", http_client=lent)
     try:
         token = _LOOP.run_until_complete(client.authtokens.get("t"))

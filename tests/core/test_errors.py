@@ -243,6 +243,31 @@ async def test_transport_failures_map_to_connection_errors(
     assert "after 1 attempt(s)" in str(caught.value)
 
 
+@pytest.mark.anyio
+async def test_a_stack_message_quoting_credentials_and_the_url_is_cleaned() -> None:
+    """The HTTP stack's message can quote the URL (the whole token id) or a header line a
+    server echoed: the error, its cause and its traceback carry only the cleaned text."""
+    token_id = "tok-WHOLE-ID-abcd"
+    credentials = base64.b64encode(f"{APP_TOKEN}:{PRIVATE_KEY}".encode()).decode()
+    quoted = f"{COLLECTION_URL}{token_id}: got 'Authorization: Basic {credentials}'"
+    client = make_client(max_retries=0)
+    with respx.mock(assert_all_called=True) as router:
+        router.get(f"{COLLECTION_URL}{token_id}").mock(
+            side_effect=httpx.RemoteProtocolError(quoted)
+        )
+        with pytest.raises(APIConnectionError) as caught:
+            await client.authtokens.get(token_id)
+    error = caught.value
+    assert type(error.__cause__) is httpx.RemoteProtocolError
+    assert error.__suppress_context__
+    printed = "".join(traceback.format_exception(error))
+    for text in (str(error), repr(error), str(error.__cause__), printed):
+        for secret in (token_id, PRIVATE_KEY, credentials, credentials.rstrip("=")):
+            assert secret not in text, text
+    assert "/v1/authtokens/…abcd" in str(error.__cause__)
+    assert "[credentials removed]" in str(error)
+
+
 def garbled_gzip(request: httpx.Request) -> httpx.Response:
     return httpx.Response(
         200, headers={"Content-Encoding": "gzip"}, stream=httpx.ByteStream(b"not gzip")

@@ -528,6 +528,22 @@ def test_failures_that_prove_nothing_was_created_run_again(
     assert set(states(out).values()) == {"done"}
 
 
+def test_a_create_answered_408_is_unknown_and_not_sent_again(
+    embedded: FakeZiggeo, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The retry policy does not retry a create answered 408, since it may have been acted
+    on; a resume must not send it again either."""
+    source = write_lines(tmp_path / "in.jsonl", *creates(2))
+    out = tmp_path / "out.jsonl"
+    embedded.fail_next(1, status=408)  # line 1
+    assert batch("create", source, out, "--fake", "--concurrency", "1") == 1
+    assert states(out) == {1: "unknown", 2: "done"}
+    capsys.readouterr()
+    assert batch("create", source, out, "--fake") == 1
+    assert "line 1: outcome unknown" in capsys.readouterr().err
+    assert session_limits(embedded) == collections.Counter([2])
+
+
 def test_out_that_is_a_hard_link_to_the_input_is_refused(
     served: FakeZiggeo, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

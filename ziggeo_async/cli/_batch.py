@@ -3,11 +3,11 @@
 The ``--out`` file is the job's journal (see ``_journal``). On a resume:
 
 - a line that is done is skipped;
-- a line that failed in a way that proves nothing was done (a bad line, a 4xx, a 503,
-  a connection that was never made; any failed delete, since a delete can be sent
+- a line that failed in a way that proves nothing was done (a bad line, a 4xx other
+  than 408, a 503, a connection that was never made; any failed delete, since a delete can be sent
   twice without harm) runs again, as it reads now: fix the line and rerun;
 - a line whose outcome is unknown (sent, and no answer recorded; a create that broke
-  off after it may have reached Ziggeo, or that got a 5xx) is reported and not sent
+  off after it may have reached Ziggeo, or that got a 408 or a 5xx) is reported and not sent
   again, since a second create could issue a duplicate, unless ``--retry-unknown``.
 
 A resume is refused when the journal belongs to another job, or when a line that is
@@ -58,6 +58,7 @@ from ._progress import Progress
 __all__ = ["BatchJob", "parse_item"]
 
 Kind = Literal["create", "delete"]
+_REQUEST_TIMEOUT = 408
 _SERVICE_UNAVAILABLE = 503
 _FIRST_SERVER_ERROR = 500
 
@@ -105,7 +106,11 @@ def created_nothing(kind: Kind, error: ZiggeoError) -> bool:
         return True  # deleting twice does no harm
     if isinstance(error, APIStatusError):
         # A 4xx refuses the request; a 503 says Ziggeo did not act (the retry policy's view).
+        # A 408 may have come after the request was acted on: the policy does not retry a
+        # create answered so, and a resume does not send it again either.
         status = error.status_code
+        if status == _REQUEST_TIMEOUT:
+            return False
         return status < _FIRST_SERVER_ERROR or status == _SERVICE_UNAVAILABLE
     if isinstance(error, APIConnectionError):
         # The cause is a cleaned copy of the HTTP stack's exception, of the same class.
