@@ -23,10 +23,12 @@ from typing import Any
 
 import anyio
 import httpx
+import httpx2
 import pytest
 
+from ziggeo_async import AsyncZiggeo
 from ziggeo_async.cli import _journal, _main, main
-from ziggeo_async.cli._batch import parse_item, read_journal
+from ziggeo_async.cli._batch import BatchJob, parse_item, read_journal
 from ziggeo_async.cli._progress import Progress
 from ziggeo_async.testing import FakeZiggeo
 
@@ -944,3 +946,44 @@ def test_a_power_cut_right_after_a_started_line(
         sent = collections.Counter(int(record["form"]["session_limit"]) for record in received(url))
         assert sent[2] == 1
         assert sent[1] <= 1
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])  # the CLI's loop
+async def test_an_answer_that_comes_as_the_run_stops_at_once_is_recorded(tmp_path: Path) -> None:
+    fake = FakeZiggeo()
+    source = write_lines(tmp_path / "in.jsonl", *creates(2))
+    out = tmp_path / "out.jsonl"
+    stderr = io.StringIO()
+    job = BatchJob(
+        "create",
+        source,
+        out,
+        retry_unknown=False,
+        quiet=False,
+        stderr=stderr,
+        show_progress=False,
+        grace=5,
+    )
+    async with (
+        httpx2.AsyncClient(transport=fake.transport()) as http_client,
+        AsyncZiggeo(fake.app_token, fake.private_key, http_client=http_client) as client,
+    ):
+
+        async def send(item: Any) -> object:
+            token = await client.authtokens.create(**item)
+            # Ctrl-C twice as line 1's answer comes: the run stops before it reads it.
+            await job._on_interrupt(signal.SIGINT)
+            await job._on_interrupt(signal.SIGINT)
+            return token
+
+        with _journal.locked_journal(out) as file:
+            job.prepare(_journal.job_header("create", "embedded", fake.app_token))
+            assert await job.run(file, send, concurrency=1, max_per_second=None) == 130
+    [created] = fake.tokens
+    assert states(out) == {1: "done"}, stderr.getvalue()
+    assert [entry["token"]["token"] for entry in journal(out) if entry["event"] == "result"] == [
+        created
+    ]
+    assert "outcome unknown" not in stderr.getvalue()
+    assert job.summary().startswith("batch create: 1 ok, 0 failed, 0 outcome unknown")

@@ -405,12 +405,16 @@ class BatchJob:
         )
 
         operation = functools.partial(self._send, send)
+        results = BatchRun(
+            self._items(), operation, concurrency=concurrency, max_per_second=max_per_second
+        )
         with self._interrupts_handled(), self._stop:
-            async with BatchRun(
-                self._items(), operation, concurrency=concurrency, max_per_second=max_per_second
-            ) as results:
+            async with results:
                 async for result in results:
                     self._record(result)
+        for result in results.abandoned:
+            if result.ok:  # answered as the run stopped, and not read: a token made among them
+                self._record(result)
         if self._stop.cancelled_caught and not self._stopped_at_once:
             self._say(f"the requests in flight did not all answer within {self.grace:g} s")
         self._record_cut_short()
