@@ -10,6 +10,7 @@ import io
 import json
 import os
 import pty
+import resource
 import signal
 import struct
 import subprocess
@@ -987,3 +988,56 @@ async def test_an_answer_that_comes_as_the_run_stops_at_once_is_recorded(tmp_pat
     ]
     assert "outcome unknown" not in stderr.getvalue()
     assert job.summary().startswith("batch create: 1 ok, 0 failed, 0 outcome unknown")
+
+
+def sent_lines(url: str) -> collections.Counter[int]:
+    return collections.Counter(int(record["form"]["session_limit"]) for record in received(url))
+
+
+@pytest.mark.parametrize(
+    ("limit", "lines", "concurrency"),
+    [
+        (100, 5, 1),  # the job header does not fit
+        (3000, 40, 4),  # a result does not fit
+        (9000, 400, 200),  # a wave of started lines does not fit
+    ],
+)
+def test_a_journal_that_fills_up_ends_the_run_with_an_error_naming_it(
+    tmp_path: Path, subprocess_env: dict[str, str], limit: int, lines: int, concurrency: int
+) -> None:
+    source = write_lines(tmp_path / "in.jsonl", *creates(lines))
+    out = tmp_path / "out.jsonl"
+
+    def small_files() -> None:  # what a full disk does to a growing file, for this process
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    with fake_serve(subprocess_env) as url:
+        env = batch_env(subprocess_env, url)
+        command = batch_command("create", source, out, "--concurrency", str(concurrency))
+        full = subprocess.run(
+            command,
+            # A .pyc written under the limit would be cut short too (and then read).
+            env={**env, "PYTHONDONTWRITEBYTECODE": "1"},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+            preexec_fn=small_files,
+        )
+        assert full.returncode == 1
+        assert full.stderr.splitlines()[-1].endswith(
+            f"cannot write the journal {out}: File too large"
+        ), full.stderr
+        assert "did not all answer" not in full.stderr
+        assert "unexpected OSError" not in full.stderr
+        if b"\n" not in out.read_bytes():  # not even the job header was written
+            assert received(url) == []
+            return
+        resumed = run_batch(env, *command)
+        assert resumed.returncode in (0, 1), resumed.stderr
+        sent = sent_lines(url)
+    final = states(out)
+    assert sorted(final) == list(range(1, lines + 1))
+    assert set(final.values()) <= {"done", "unknown"}
+    assert max(sent.values()) == 1  # nothing sent twice
+    assert all(sent[line] == 1 for line, state in final.items() if state == "done")

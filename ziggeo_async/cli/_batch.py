@@ -294,6 +294,7 @@ class BatchJob:
             {"line": pending.line, "event": "started", "input_sha256": pending.digest}
         )
         if not await self._journal.commit():
+            self._in_flight.pop(index)  # not sent
             self._stop.cancel()  # the journal broke: nothing more may be sent
             raise _NotStartedError("the journal cannot be written")
         return await send(pending.item)
@@ -415,7 +416,7 @@ class BatchJob:
         for result in results.abandoned:
             if result.ok:  # answered as the run stopped, and not read: a token made among them
                 self._record(result)
-        if self._stop.cancelled_caught and not self._stopped_at_once:
+        if self._stop.cancelled_caught and self.interrupted and not self._stopped_at_once:
             self._say(f"the requests in flight did not all answer within {self.grace:g} s")
         self._record_cut_short()
         self._progress.finish()

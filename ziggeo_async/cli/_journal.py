@@ -29,7 +29,7 @@ import sys
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, BinaryIO, Final, Literal
+from typing import Any, BinaryIO, Final, Literal, NoReturn
 
 import anyio
 import anyio.lowlevel
@@ -191,21 +191,30 @@ def _holder_pid(path: Path) -> int | None:
     return int(digits) if digits.isdigit() else None
 
 
+def _refuse_in_use(path: Path) -> NoReturn:
+    holder = _holder_pid(path)
+    who = "process unknown" if holder is None else f"process {holder}"
+    raise UsageError(
+        f"--out {path} is in use by another batch run ({who}); "
+        f"wait for it to end, or use another --out"
+    )
+
+
 @contextlib.contextmanager
 def locked_journal(path: Path) -> Iterator[BinaryIO]:
     """The journal open for appending and locked; ``UsageError`` if another process holds it."""
     journal = path.open("ab")
     try:
         if not _try_lock(journal.fileno()):
-            holder = _holder_pid(path)
-            who = "process unknown" if holder is None else f"process {holder}"
-            raise UsageError(
-                f"--out {path} is in use by another batch run ({who}); "
-                f"wait for it to end, or use another --out"
-            )
+            _refuse_in_use(path)
         yield journal
-    finally:
-        journal.close()  # and with it the lock
+    except BaseException:
+        # A journal that broke still holds what it could not write, and closing it fails
+        # the same way: the error that ended the run is the one to report.
+        with contextlib.suppress(OSError):
+            journal.close()  # and with it the lock
+        raise
+    journal.close()
 
 
 def run_entry() -> dict[str, Any]:
@@ -252,7 +261,12 @@ class JournalWriter:
     def append(self, entry: dict[str, Any]) -> None:
         """Queue ``entry``; it reaches the file at the next ``record`` or ``commit``."""
         if self.error is None:
-            self._journal.write(json.dumps(entry, ensure_ascii=True).encode("ascii") + b"\n")
+            try:
+                # A full buffer is written out here, so this can fail as a flush does.
+                self._journal.write(json.dumps(entry, ensure_ascii=True).encode("ascii") + b"\n")
+            except OSError as error:
+                self.error = error
+                return
             self._appended += 1
 
     def record(self, entry: dict[str, Any]) -> None:
