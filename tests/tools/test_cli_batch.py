@@ -1031,6 +1031,9 @@ def test_a_journal_that_fills_up_ends_the_run_with_an_error_naming_it(
         assert "did not all answer" not in full.stderr
         assert "unexpected OSError" not in full.stderr
         if b"\n" not in out.read_bytes():  # not even the job header was written
+            refused = run_batch(env, *command)
+            assert refused.returncode == 2
+            assert "holds only the start of a job header" in one_line(refused.stderr)
             assert received(url) == []
             return
         resumed = run_batch(env, *command)
@@ -1041,3 +1044,23 @@ def test_a_journal_that_fills_up_ends_the_run_with_an_error_naming_it(
     assert set(final.values()) <= {"done", "unknown"}
     assert max(sent.values()) == 1  # nothing sent twice
     assert all(sent[line] == 1 for line, state in final.items() if state == "done")
+
+
+@pytest.mark.parametrize("cut", [1, 5, 40, 150])
+def test_a_job_header_cut_short_is_refused_as_such(
+    served: FakeZiggeo, tmp_path: Path, capsys: pytest.CaptureFixture[str], cut: int
+) -> None:
+    source = write_lines(tmp_path / "in.jsonl", *creates(2))
+    whole = tmp_path / "whole.jsonl"
+    assert batch("create", write_lines(tmp_path / "empty.jsonl"), whole, "--quiet") == 0
+    header = whole.read_bytes().split(b"\n")[0]
+    assert cut < len(header)
+    out = tmp_path / "out.jsonl"
+    out.write_bytes(header[:cut])  # a kill or a full disk in the first write of a run
+    capsys.readouterr()
+    assert batch("create", source, out) == 2
+    line = one_line(capsys.readouterr().err)
+    assert f"--out {out} holds only the start of a job header" in line
+    assert "nothing was sent" in line
+    assert served.requests == ()
+    assert out.read_bytes() == header[:cut]
