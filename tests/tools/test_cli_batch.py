@@ -1064,3 +1064,31 @@ def test_a_job_header_cut_short_is_refused_as_such(
     assert "nothing was sent" in line
     assert served.requests == ()
     assert out.read_bytes() == header[:cut]
+
+
+def test_an_input_edited_in_place_while_the_run_reads_it_stops_the_run(
+    embedded: FakeZiggeo,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    lines = creates(2000)  # more than the reader's buffer holds
+    source = write_lines(tmp_path / "in.jsonl", *lines)
+    out = tmp_path / "out.jsonl"
+    serve = embedded.serve
+
+    async def serve_and_edit(method: str, target: str, headers: Any, body: bytes) -> Any:
+        if dict(urllib.parse.parse_qsl(body.decode()))["session_limit"] == "3":
+            # In place, as an editor that does not save by renaming: every line moves down.
+            with source.open("r+", encoding="utf-8") as edited:
+                edited.write("".join(line + "\n" for line in ['{"session_limit": 0}', *lines]))
+        return await serve(method, target, headers, body)
+
+    monkeypatch.setattr(embedded, "serve", serve_and_edit)
+    code = batch("create", source, out, "--fake", "--concurrency", "1", "--quiet")
+    err = capsys.readouterr().err
+    assert max(session_limits(embedded).values()) == 1, "a line was sent twice"
+    assert code == 2, err
+    assert f"{source} changed while the run was reading it" in err.splitlines()[-1]
+    assert states(out) == {1: "done", 2: "done", 3: "done"}
+    assert session_limits(embedded) == collections.Counter([1, 2, 3])
