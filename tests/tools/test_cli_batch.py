@@ -10,6 +10,7 @@ import io
 import json
 import os
 import pty
+import resource
 import signal
 import struct
 import subprocess
@@ -23,10 +24,12 @@ from typing import Any
 
 import anyio
 import httpx
+import httpx2
 import pytest
 
+from ziggeo_async import AsyncZiggeo
 from ziggeo_async.cli import _journal, _main, main
-from ziggeo_async.cli._batch import parse_item, read_journal
+from ziggeo_async.cli._batch import BatchJob, parse_item, read_journal
 from ziggeo_async.cli._progress import Progress
 from ziggeo_async.testing import FakeZiggeo
 
@@ -960,3 +963,148 @@ def test_a_power_cut_right_after_a_started_line(
         sent = collections.Counter(int(record["form"]["session_limit"]) for record in received(url))
         assert sent[2] == 1
         assert sent[1] <= 1
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])  # the CLI's loop
+async def test_an_answer_that_comes_as_the_run_stops_at_once_is_recorded(tmp_path: Path) -> None:
+    fake = FakeZiggeo()
+    source = write_lines(tmp_path / "in.jsonl", *creates(2))
+    out = tmp_path / "out.jsonl"
+    stderr = io.StringIO()
+    job = BatchJob(
+        "create",
+        source,
+        out,
+        retry_unknown=False,
+        quiet=False,
+        stderr=stderr,
+        show_progress=False,
+        grace=5,
+    )
+    async with (
+        httpx2.AsyncClient(transport=fake.transport()) as http_client,
+        AsyncZiggeo(fake.app_token, fake.private_key, http_client=http_client) as client,
+    ):
+
+        async def send(item: Any) -> object:
+            token = await client.authtokens.create(**item)
+            # Ctrl-C twice as line 1's answer comes: the run stops before it reads it.
+            await job._on_interrupt(signal.SIGINT)
+            await job._on_interrupt(signal.SIGINT)
+            return token
+
+        with _journal.locked_journal(out) as file:
+            job.prepare(_journal.job_header("create", "embedded", fake.app_token))
+            assert await job.run(file, send, concurrency=1, max_per_second=None) == 130
+    [created] = fake.tokens
+    assert states(out) == {1: "done"}, stderr.getvalue()
+    assert [entry["token"]["token"] for entry in journal(out) if entry["event"] == "result"] == [
+        created
+    ]
+    assert "outcome unknown" not in stderr.getvalue()
+    assert job.summary().startswith("batch create: 1 ok, 0 failed, 0 outcome unknown")
+
+
+def sent_lines(url: str) -> collections.Counter[int]:
+    return collections.Counter(int(record["form"]["session_limit"]) for record in received(url))
+
+
+@pytest.mark.parametrize(
+    ("limit", "lines", "concurrency"),
+    [
+        (100, 5, 1),  # the job header does not fit
+        (3000, 40, 4),  # a result does not fit
+        (9000, 400, 200),  # a wave of started lines does not fit
+    ],
+)
+def test_a_journal_that_fills_up_ends_the_run_with_an_error_naming_it(
+    tmp_path: Path, subprocess_env: dict[str, str], limit: int, lines: int, concurrency: int
+) -> None:
+    source = write_lines(tmp_path / "in.jsonl", *creates(lines))
+    out = tmp_path / "out.jsonl"
+
+    def small_files() -> None:  # what a full disk does to a growing file, for this process
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    with fake_serve(subprocess_env) as url:
+        env = batch_env(subprocess_env, url)
+        command = batch_command("create", source, out, "--concurrency", str(concurrency))
+        full = subprocess.run(
+            command,
+            # A .pyc written under the limit would be cut short too (and then read).
+            env={**env, "PYTHONDONTWRITEBYTECODE": "1"},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+            preexec_fn=small_files,
+        )
+        assert full.returncode == 1
+        assert full.stderr.splitlines()[-1].endswith(
+            f"cannot write the journal {out}: File too large"
+        ), full.stderr
+        assert "did not all answer" not in full.stderr
+        assert "unexpected OSError" not in full.stderr
+        if b"\n" not in out.read_bytes():  # not even the job header was written
+            refused = run_batch(env, *command)
+            assert refused.returncode == 2
+            assert "holds only the start of a job header" in one_line(refused.stderr)
+            assert received(url) == []
+            return
+        resumed = run_batch(env, *command)
+        assert resumed.returncode in (0, 1), resumed.stderr
+        sent = sent_lines(url)
+    final = states(out)
+    assert sorted(final) == list(range(1, lines + 1))
+    assert set(final.values()) <= {"done", "unknown"}
+    assert max(sent.values()) == 1  # nothing sent twice
+    assert all(sent[line] == 1 for line, state in final.items() if state == "done")
+
+
+@pytest.mark.parametrize("cut", [1, 5, 40, 150])
+def test_a_job_header_cut_short_is_refused_as_such(
+    served: FakeZiggeo, tmp_path: Path, capsys: pytest.CaptureFixture[str], cut: int
+) -> None:
+    source = write_lines(tmp_path / "in.jsonl", *creates(2))
+    whole = tmp_path / "whole.jsonl"
+    assert batch("create", write_lines(tmp_path / "empty.jsonl"), whole, "--quiet") == 0
+    header = whole.read_bytes().split(b"\n")[0]
+    assert cut < len(header)
+    out = tmp_path / "out.jsonl"
+    out.write_bytes(header[:cut])  # a kill or a full disk in the first write of a run
+    capsys.readouterr()
+    assert batch("create", source, out) == 2
+    line = one_line(capsys.readouterr().err)
+    assert f"--out {out} holds only the start of a job header" in line
+    assert "nothing was sent" in line
+    assert served.requests == ()
+    assert out.read_bytes() == header[:cut]
+
+
+def test_an_input_edited_in_place_while_the_run_reads_it_stops_the_run(
+    embedded: FakeZiggeo,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    lines = creates(2000)  # more than the reader's buffer holds
+    source = write_lines(tmp_path / "in.jsonl", *lines)
+    out = tmp_path / "out.jsonl"
+    serve = embedded.serve
+
+    async def serve_and_edit(method: str, target: str, headers: Any, body: bytes) -> Any:
+        if dict(urllib.parse.parse_qsl(body.decode()))["session_limit"] == "3":
+            # In place, as an editor that does not save by renaming: every line moves down.
+            with source.open("r+", encoding="utf-8") as edited:
+                edited.write("".join(line + "\n" for line in ['{"session_limit": 0}', *lines]))
+        return await serve(method, target, headers, body)
+
+    monkeypatch.setattr(embedded, "serve", serve_and_edit)
+    code = batch("create", source, out, "--fake", "--concurrency", "1", "--quiet")
+    err = capsys.readouterr().err
+    assert max(session_limits(embedded).values()) == 1, "a line was sent twice"
+    assert code == 2, err
+    assert f"{source} changed while the run was reading it" in err.splitlines()[-1]
+    assert states(out) == {1: "done", 2: "done", 3: "done"}
+    assert session_limits(embedded) == collections.Counter([1, 2, 3])

@@ -67,6 +67,12 @@ class InputLineError(ValueError):
     """An input line that cannot be an item."""
 
 
+def _version(path: Path) -> tuple[int, int, int]:
+    """What changes when a file is written to or replaced."""
+    status = path.stat()
+    return status.st_ino, status.st_size, status.st_mtime_ns
+
+
 class _NotStartedError(ZiggeoError):
     """A line taken from the input after the job was told to stop: it was never sent."""
 
@@ -154,6 +160,8 @@ class BatchJob:
         self.succeeded = self.failed = self.unknown = self.skipped = 0
         self.interrupted = False
         self._stopped_at_once = False
+        self._input_version: tuple[int, int, int] | None = None
+        self._input_changed = False
         self._header: dict[str, Any] = {}
         self._lines: dict[int, LineRecord] = {}
         self._new_journal = True
@@ -168,6 +176,7 @@ class BatchJob:
     def prepare(self, header: dict[str, Any]) -> None:
         """Read the journal (the caller holds its lock) and refuse a resume of another
         job or of a changed input (``UsageError``); counts what is left to send."""
+        self._input_version = _version(self.input_path)  # before it is read
         contents = read_journal(self.out_path)
         check_job(self.out_path, contents, header)
         self._header = header
@@ -242,6 +251,10 @@ class BatchJob:
         for number, raw in input_lines(self.input_path):
             if self.interrupted or self._journal.error is not None:
                 return
+            if _version(self.input_path) != self._input_version:
+                # Edited in place, lines may have moved: this line may be one already sent.
+                self._input_changed = True
+                return
             if not raw.strip():
                 continue
             record = self._lines.get(number)
@@ -299,6 +312,7 @@ class BatchJob:
             {"line": pending.line, "event": "started", "input_sha256": pending.digest}
         )
         if not await self._journal.commit():
+            self._in_flight.pop(index)  # not sent
             self._stop.cancel()  # the journal broke: nothing more may be sent
             raise _NotStartedError("the journal cannot be written")
         return await send(pending.item)
@@ -410,18 +424,28 @@ class BatchJob:
         )
 
         operation = functools.partial(self._send, send)
+        results = BatchRun(
+            self._items(), operation, concurrency=concurrency, max_per_second=max_per_second
+        )
         with self._interrupts_handled(), self._stop:
-            async with BatchRun(
-                self._items(), operation, concurrency=concurrency, max_per_second=max_per_second
-            ) as results:
+            async with results:
                 async for result in results:
                     self._record(result)
-        if self._stop.cancelled_caught and not self._stopped_at_once:
+        for result in results.abandoned:
+            if result.ok:  # answered as the run stopped, and not read: a token made among them
+                self._record(result)
+        if self._stop.cancelled_caught and self.interrupted and not self._stopped_at_once:
             self._say(f"the requests in flight did not all answer within {self.grace:g} s")
         self._record_cut_short()
         self._progress.finish()
         if not await self._journal.commit():
             raise self._journal_error()
+        if self._input_changed:
+            raise UsageError(
+                f"{self.input_path} changed while the run was reading it: stopped taking "
+                f"lines ({self.summary()}); run the same command again to check it against "
+                f"the journal and go on"
+            )
         return self.exit_code
 
     def _journal_error(self) -> OSError:

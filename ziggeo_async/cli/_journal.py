@@ -29,7 +29,7 @@ import sys
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, BinaryIO, Final, Literal
+from typing import Any, BinaryIO, Final, Literal, NoReturn
 
 import anyio
 import anyio.lowlevel
@@ -55,6 +55,7 @@ _MAX_GATHER_ROUNDS: Final = 8
 LineState = Literal["started", "done", "failed", "unknown"]
 _BOM: Final = b"\xef\xbb\xbf"
 _RUN_MARK: Final = b'{"event": "run", "pid": '
+_JOB_MARK: Final = b'{"event": "job", '
 
 
 def line_digest(raw: bytes) -> str:
@@ -90,6 +91,12 @@ def check_job(out: Path, found: JournalContents, expected: dict[str, Any]) -> No
     """Refuse a journal that belongs to another job (``UsageError``)."""
     if found.empty:
         return
+    if found.header_cut_short:
+        raise UsageError(
+            f"--out {out} holds only the start of a job header: the run that wrote it "
+            f"stopped (killed, or the disk full) before it could send anything, so nothing "
+            f"was sent; delete it and run the same command again"
+        )
     if found.header is None:
         raise UsageError(
             f"--out {out} has no job header: it is not a batch journal (or it was made by "
@@ -118,6 +125,8 @@ class JournalContents:
     empty: bool
     header: dict[str, Any] | None
     lines: dict[int, LineRecord]
+    #: All there is is the first write of a run cut short in its job header.
+    header_cut_short: bool = False
 
 
 def _state(entry: dict[str, Any]) -> LineState | None:
@@ -137,8 +146,10 @@ def read_journal(path: Path) -> JournalContents:
     header: dict[str, Any] | None = None
     if not path.exists() or not path.stat().st_size:
         return JournalContents(empty=True, header=None, lines=lines)
+    first = b""
     with path.open("rb") as journal:
         for position, text in enumerate(journal):
+            first = first or text
             try:
                 entry = json.loads(text)
             except (ValueError, RecursionError):
@@ -156,7 +167,14 @@ def read_journal(path: Path) -> JournalContents:
                 continue  # done is final: nothing is written for the line after it
             digest = entry.get("input_sha256")
             lines[line] = LineRecord(state, digest if isinstance(digest, str) else None)
-    return JournalContents(empty=False, header=header, lines=lines)
+    # The job header and the first run entry go out in one write, synced before any
+    # request: a file that is only the start of a header had nothing sent.
+    cut_short = (
+        header is None
+        and not first.endswith(b"\n")
+        and (first.startswith(_JOB_MARK) or _JOB_MARK.startswith(first))
+    )
+    return JournalContents(empty=False, header=header, lines=lines, header_cut_short=cut_short)
 
 
 # -- the lock ----------------------------------------------------------------------------
@@ -191,21 +209,30 @@ def _holder_pid(path: Path) -> int | None:
     return int(digits) if digits.isdigit() else None
 
 
+def _refuse_in_use(path: Path) -> NoReturn:
+    holder = _holder_pid(path)
+    who = "process unknown" if holder is None else f"process {holder}"
+    raise UsageError(
+        f"--out {path} is in use by another batch run ({who}); "
+        f"wait for it to end, or use another --out"
+    )
+
+
 @contextlib.contextmanager
 def locked_journal(path: Path) -> Iterator[BinaryIO]:
     """The journal open for appending and locked; ``UsageError`` if another process holds it."""
     journal = path.open("ab")
     try:
         if not _try_lock(journal.fileno()):
-            holder = _holder_pid(path)
-            who = "process unknown" if holder is None else f"process {holder}"
-            raise UsageError(
-                f"--out {path} is in use by another batch run ({who}); "
-                f"wait for it to end, or use another --out"
-            )
+            _refuse_in_use(path)
         yield journal
-    finally:
-        journal.close()  # and with it the lock
+    except BaseException:
+        # A journal that broke still holds what it could not write, and closing it fails
+        # the same way: the error that ended the run is the one to report.
+        with contextlib.suppress(OSError):
+            journal.close()  # and with it the lock
+        raise
+    journal.close()
 
 
 def run_entry() -> dict[str, Any]:
@@ -252,7 +279,12 @@ class JournalWriter:
     def append(self, entry: dict[str, Any]) -> None:
         """Queue ``entry``; it reaches the file at the next ``record`` or ``commit``."""
         if self.error is None:
-            self._journal.write(json.dumps(entry, ensure_ascii=True).encode("ascii") + b"\n")
+            try:
+                # A full buffer is written out here, so this can fail as a flush does.
+                self._journal.write(json.dumps(entry, ensure_ascii=True).encode("ascii") + b"\n")
+            except OSError as error:
+                self.error = error
+                return
             self._appended += 1
 
     def record(self, entry: dict[str, Any]) -> None:
