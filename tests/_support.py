@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -46,3 +46,23 @@ def serve_on_uvicorn(app: Callable[..., Any]) -> AbstractContextManager[str]:
     the emulator over real HTTP also run the command's server.
     """
     return serving(app, "127.0.0.1", 0)
+
+
+class Unusual(BaseException):
+    """A BaseException that is neither a cancellation nor a request to stop the program."""
+
+
+class Unreadable(Mapping[str, Any]):
+    """A batch item that raises ``error`` when it is read."""
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+    def __getitem__(self, key: str) -> Any:
+        raise self.error
+
+    def __iter__(self) -> Iterator[str]:
+        raise self.error
+
+    def __len__(self) -> int:
+        return 1

@@ -5,13 +5,14 @@ from __future__ import annotations
 import gc
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from typing import Any
 
 import anyio
 import httpx
 import pytest
 
+from tests._support import Unreadable, Unusual
 from ziggeo_async import AuthToken, BatchResult, NotFoundError, SyncZiggeo, ValidationError
 from ziggeo_async._faces.portal import PortalIterator
 from ziggeo_async.testing import FakeZiggeo
@@ -76,26 +77,6 @@ def test_an_abandoned_iterator_is_closed_by_its_finalizer(
     time.sleep(0.1)
     # Nothing more is created after the iterator was collected (at most the in-flight pair).
     assert len(fake.tokens) <= made + 2
-
-
-class Unusual(BaseException):
-    """A BaseException that is neither a cancellation nor a request to stop the program."""
-
-
-class Unreadable(Mapping[str, Any]):
-    """An item that raises ``error`` when it is read (on the portal's loop)."""
-
-    def __init__(self, error: BaseException) -> None:
-        self.error = error
-
-    def __getitem__(self, key: str) -> Any:
-        raise self.error
-
-    def __iter__(self) -> Iterator[str]:
-        raise self.error
-
-    def __len__(self) -> int:
-        return 1
 
 
 def read_into(seen: list[BatchResult[AuthToken]], batch: PortalIterator[Any]) -> None:

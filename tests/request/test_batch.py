@@ -4,7 +4,7 @@ import itertools
 import json
 import traceback
 import tracemalloc
-from collections.abc import AsyncIterator, Awaitable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Iterator
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -14,6 +14,7 @@ import httpx
 import httpx2
 import pytest
 
+from tests._support import Unreadable, Unusual
 from ziggeo_async import (
     AsyncZiggeo,
     AuthToken,
@@ -538,26 +539,6 @@ async def test_memory_follows_the_work_in_flight_not_the_concurrency() -> None:
     modest, huge = await peak_for(10), await peak_for(10**6)
     # A million-slot buffer or a million worker tasks would take hundreds of megabytes.
     assert huge < modest + 256 * 1024, (modest, huge)
-
-
-class Unusual(BaseException):
-    """A BaseException that is neither a cancellation nor a request to stop the program."""
-
-
-class Unreadable(Mapping[str, Any]):
-    """An item that raises ``error`` when it is read."""
-
-    def __init__(self, error: BaseException) -> None:
-        self.error = error
-
-    def __getitem__(self, key: str) -> Any:
-        raise self.error
-
-    def __iter__(self) -> Iterator[str]:
-        raise self.error
-
-    def __len__(self) -> int:
-        return 1
 
 
 async def read_into(seen: list[BatchResult[AuthToken]], batch: BatchRun[AuthToken, Any]) -> None:
