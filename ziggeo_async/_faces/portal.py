@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import operator
 import os
 import threading
 import time
@@ -557,7 +558,7 @@ class PortalIterator(Iterator[T]):
         client's ``close()``) has returned."""
         pump = self._pump
         left = [*pump.unsent, *getattr(pump.iterator, "abandoned", ())]
-        return tuple(sorted(left, key=_index_of))
+        return tuple(sorted(left, key=operator.attrgetter("index")))
 
     def close(self) -> None:
         """Close the async iterator on the loop, cancelling its in-flight work. Idempotent."""
@@ -587,10 +588,6 @@ class PortalIterator(Iterator[T]):
         # (or after close) scheduling is refused, and the loop's shutdown cleans up.
         with suppress(ClientClosedError):
             self._portal.schedule(_stop(self._pump))
-
-
-def _index_of(result: Any) -> int:
-    return int(result.index)
 
 
 def _with_options_applied(base: Callable[[], Any], options: dict[str, Any]) -> Callable[[], Any]:

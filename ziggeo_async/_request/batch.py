@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import math
+import operator
 import sys
 from collections.abc import (
     AsyncGenerator,
@@ -27,7 +28,7 @@ from collections.abc import (
 )
 from contextlib import suppress
 from types import TracebackType
-from typing import Any, Generic, TypeVar
+from typing import Generic, TypeVar
 
 import anyio
 import anyio.abc
@@ -162,7 +163,7 @@ class BatchRun(AsyncIterator[BatchResult[T]], Generic[T, ItemT]):
         says it may have been sent (a create may have made a token). Empty when every
         result was read.
         """
-        return tuple(sorted(self._run.abandoned, key=_index))
+        return tuple(sorted(self._run.abandoned, key=operator.attrgetter("index")))
 
     async def __aenter__(self) -> BatchRun[T, ItemT]:
         return self
@@ -354,10 +355,6 @@ class _Run(Generic[T, ItemT]):
         except BaseException as error:  # noqa: BLE001 - handed to the reader after the results
             self._fail(error)
             return None
-
-
-def _index(result: BatchResult[Any]) -> int:
-    return result.index
 
 
 def _cut_short(index: int) -> ZiggeoError:

@@ -34,6 +34,18 @@ __all__ = ["AsyncAuthTokens"]
 COLLECTION_PATH: Final = "/v1/authtokens/"
 
 
+def _checked_batch(
+    argument: str, items: object, timeout: float | None, deadline: float | None
+) -> tuple[float | None, float | None]:
+    """A batch's input, ``timeout`` and ``deadline`` checked when the batch is made, not
+    item by item as it runs; the two limits as every item's call takes them."""
+    check_batch_items(argument, items)
+    return (
+        None if timeout is None else timeout_seconds("timeout", timeout),
+        None if deadline is None else timeout_seconds("deadline", deadline),
+    )
+
+
 class AsyncAuthTokens:
     """Create, read, change and delete server auth tokens.
 
@@ -161,9 +173,7 @@ class AsyncAuthTokens:
         a second. Use it as ``async with ... as results: async for result in results``.
         """
 
-        check_batch_items("items", items)
-        timeout = None if timeout is None else timeout_seconds("timeout", timeout)
-        deadline = None if deadline is None else timeout_seconds("deadline", deadline)
+        timeout, deadline = _checked_batch("items", items, timeout, deadline)
 
         # The item operations return the awaitable rather than awaiting it (see _create);
         # the batch calls and awaits them in one step, so what they raise is the item's.
@@ -189,9 +199,7 @@ class AsyncAuthTokens:
     ) -> BatchRun[AuthToken, str]:
         """``get`` each token; results as for ``create_many``."""
 
-        check_batch_items("tokens", tokens)
-        timeout = None if timeout is None else timeout_seconds("timeout", timeout)
-        deadline = None if deadline is None else timeout_seconds("deadline", deadline)
+        timeout, deadline = _checked_batch("tokens", tokens, timeout, deadline)
 
         def get_item(_index: int, token: str) -> Awaitable[AuthToken]:
             return self.get(token, timeout=timeout, deadline=deadline)
@@ -209,9 +217,7 @@ class AsyncAuthTokens:
     ) -> BatchRun[None, str]:
         """``delete`` each token or key; results as for ``create_many`` (value ``None``)."""
 
-        check_batch_items("tokens_or_keys", tokens_or_keys)
-        timeout = None if timeout is None else timeout_seconds("timeout", timeout)
-        deadline = None if deadline is None else timeout_seconds("deadline", deadline)
+        timeout, deadline = _checked_batch("tokens_or_keys", tokens_or_keys, timeout, deadline)
 
         def delete_item(_index: int, token_or_key: str) -> Awaitable[None]:
             return self.delete(token_or_key, timeout=timeout, deadline=deadline)
